@@ -1,0 +1,107 @@
+"""Dense (fully connected) layer and Flatten."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from minidl import init as initializers
+from minidl.layers.base import Layer, rng_from
+from minidl.parameter import Parameter
+
+
+class Dense(Layer):
+    """``y = x @ weight.T + bias`` (PyTorch's Linear).
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+    weight_init : str
+        Name of an initialiser in :mod:`minidl.init`.
+    dtype : numpy dtype
+    rng : numpy Generator or int seed, optional
+
+    Shape
+    -----
+    input ``(N, in_features)``, output ``(N, out_features)``;
+    ``weight``: ``(out_features, in_features)``, ``bias``: ``(out_features,)``.
+    """
+
+    default_name = "fc"
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 weight_init: str = "he_uniform", dtype: Any = np.float32,
+                 rng: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        for arg, value in (("in_features", in_features), ("out_features", out_features)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"Dense: expected {arg} to be a positive int, received {value!r}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.dtype = np.dtype(dtype)
+        if self.dtype.kind != "f":
+            raise ValueError(f"Dense: expected a floating-point dtype, received {self.dtype}")
+        self.weight_init = weight_init
+        weight = initializers.get(weight_init)((out_features, in_features), rng=rng_from(rng),
+                                               dtype=self.dtype)
+        self.weight = self.add_parameter("weight", Parameter(weight, "weight"))
+        self.bias = (self.add_parameter("bias", Parameter(np.zeros(out_features, self.dtype), "bias"))
+                     if bias else None)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"in_features": self.in_features, "out_features": self.out_features,
+                "bias": self.bias is not None, "weight_init": self.weight_init,
+                "dtype": self.dtype.name}
+
+    def __repr__(self) -> str:
+        extra = "" if self.bias is not None else ", bias=False"
+        extra += "" if self.dtype == np.float32 else f", dtype={self.dtype.name}"
+        return f"Dense({self.in_features}, {self.out_features}{extra})"
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.in_features:
+            got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"{self.label()}: expected input of shape (N, {self.in_features}), "
+                             f"received {got}")
+        self._check_float(x, self.dtype)
+        self._cache = x
+        y = x @ self.weight.data.T
+        if self.bias is not None:
+            y += self.bias.data
+        return y
+
+    def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        x = self._saved()
+        expected = (x.shape[0], self.out_features)
+        if not isinstance(dy, np.ndarray) or dy.shape != expected:
+            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
+            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
+        self.weight.grad += dy.T @ x
+        if self.bias is not None:
+            self.bias.grad += dy.sum(axis=0)
+        return dy @ self.weight.data if input_grad else None
+
+
+class Flatten(Layer):
+    """Flatten every dimension but the batch.
+
+    Shape
+    -----
+    input ``(N, d1, d2, ...)``, output ``(N, d1 * d2 * ...)``. The order is C's
+    (row-major), as in PyTorch, so dense weights carry over.
+    """
+
+    default_name = "flatten"
+
+    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+        if not isinstance(x, np.ndarray) or x.ndim < 2:
+            got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"{self.label()}: expected input of shape (N, ...) with at least "
+                             f"2 dimensions, received {got}")
+        self._cache = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        shape = self._saved()
+        return dy.reshape(shape) if input_grad else None
