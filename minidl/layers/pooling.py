@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from minidl.layers.base import Layer, pair
 from minidl.layers.conv import conv_output_size
@@ -51,10 +50,6 @@ class _Pool2D(Layer):
                 f"received {h}x{w}: the pooling window does not fit")
         return conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
 
-    def _tiles(self) -> bool:
-        """True when windows tile the input exactly: no overlap, no padding."""
-        return self.stride == self.kernel_size and self.padding == (0, 0)
-
     def _check_dy(self, dy: Any, expected: tuple[int, ...]) -> None:
         if not isinstance(dy, np.ndarray) or dy.shape != expected:
             got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
@@ -77,44 +72,41 @@ class MaxPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         ho, wo = self._geometry(x)
-        n, c = x.shape[:2]
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        if self._tiles():
-            # Non-overlapping fast path: a reshape exposes the windows.
-            tiles = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw)
-            windows = tiles.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho, wo, kh * kw)
-        else:
-            xp = x
-            if ph or pw:
-                xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf)
-            windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-            windows = windows.reshape(n, c, ho, wo, kh * kw)
-        # argmax returns the first maximum in row-major window order.
-        index = windows.argmax(axis=-1)
-        out = np.take_along_axis(windows, index[..., None], axis=-1)[..., 0]
-        self._cache = (index.astype(np.int32 if kh * kw > 127 else np.int8), x.shape, x.dtype)
+        (ph, pw) = self.padding
+        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-np.inf) if ph or pw else x
+        # One strided view per kernel offset, each the size of the output: a running
+        # maximum over kh * kw views is far cheaper than gathering windows.
+        views = _offset_views(xp, self.kernel_size, self.stride, (ho, wo))
+        out = views[0].copy()
+        for view in views[1:]:
+            np.maximum(out, view, out=out)
+        # Assign offsets from last to first so the first maximum wins ties.
+        index = np.zeros(out.shape, dtype=np.int8 if len(views) < 128 else np.int32)
+        for k in range(len(views) - 1, 0, -1):
+            np.copyto(index, k, where=views[k] == out)
+        np.copyto(index, 0, where=views[0] == out)
+        self._cache = (index, x.shape)
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        index, shape, dtype = self._saved()
-        n, c, h, w = shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        ho, wo = index.shape[2:]
-        self._check_dy(dy, (n, c, ho, wo))
+        index, (n, c, h, w) = self._saved()
+        self._check_dy(dy, index.shape)
         if not input_grad:
             return None
-        if self._tiles():
-            onehot = index[..., None] == np.arange(kh * kw, dtype=index.dtype)
-            dwin = (onehot * dy[..., None].astype(dtype, copy=False)).reshape(n, c, ho, wo, kh, kw)
-            dx = np.zeros(shape, dtype=dtype)
-            dx[:, :, :ho * kh, :wo * kw] = dwin.transpose(0, 1, 2, 4, 3, 5).reshape(n, c, ho * kh, wo * kw)
-            return dx
-        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
-        for m in range(kh):
-            rows = slice(m, m + sh * (ho - 1) + 1, sh)
-            for k in range(kw):
-                dxp[:, :, rows, k:k + sw * (wo - 1) + 1:sw] += np.where(index == m * kw + k, dy, 0)
+        (ph, pw) = self.padding
+        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
+        zero = dy.dtype.type(0)
+        for k, view in enumerate(_offset_views(dxp, self.kernel_size, self.stride, index.shape[2:])):
+            view += np.where(index == k, dy, zero)
         return dxp[:, :, ph:ph + h, pw:pw + w].copy() if ph or pw else dxp
+
+
+def _offset_views(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+                  out_hw: tuple[int, int]) -> list[np.ndarray]:
+    """``views[m * kw + n][..., i, j] is x[..., i * sh + m, j * sw + n]`` (writable views)."""
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    return [x[:, :, m:m + sh * (ho - 1) + 1:sh, k:k + sw * (wo - 1) + 1:sw]
+            for m in range(kh) for k in range(kw)]
 
 
 class AvgPool2D(_Pool2D):
@@ -129,27 +121,25 @@ class AvgPool2D(_Pool2D):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         ho, wo = self._geometry(x)
-        n, c = x.shape[:2]
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        self._cache = (x.shape, x.dtype, (ho, wo))
-        if self._tiles():
-            tiles = x[:, :, :ho * kh, :wo * kw].reshape(n, c, ho, kh, wo, kw)
-            return tiles.mean(axis=(3, 5), dtype=x.dtype)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        self._cache = (x.shape, (ho, wo))
         xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
-        windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        return windows.mean(axis=(4, 5), dtype=x.dtype)
+        views = _offset_views(xp, self.kernel_size, self.stride, (ho, wo))
+        out = views[0].copy()
+        for view in views[1:]:
+            out += view
+        out *= x.dtype.type(1 / (kh * kw))
+        return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        shape, dtype, (ho, wo) = self._saved()
+        shape, (ho, wo) = self._saved()
         n, c, h, w = shape
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
         self._check_dy(dy, (n, c, ho, wo))
         if not input_grad:
             return None
-        share = (dy / (kh * kw)).astype(dtype, copy=False)
-        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
-        for m in range(kh):
-            rows = slice(m, m + sh * (ho - 1) + 1, sh)
-            for k in range(kw):
-                dxp[:, :, rows, k:k + sw * (wo - 1) + 1:sw] += share
+        share = dy * dy.dtype.type(1 / (kh * kw))
+        dxp = np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
+        for view in _offset_views(dxp, self.kernel_size, self.stride, (ho, wo)):
+            view += share
         return dxp[:, :, ph:ph + h, pw:pw + w].copy() if ph or pw else dxp
