@@ -301,14 +301,19 @@ def run(args: argparse.Namespace, on_step: Callable[[int, int], None] | None = N
                     xb = random_shift(xb, args.shift, np.random.default_rng([args.seed, 2, epoch, step]), fill)
                 yb = y_train[index]
                 optimizer.zero_grad()
-                logits = model.forward(xb, training=True)
-                loss = loss_fn.forward(logits, yb)
+                with np.errstate(over="ignore", invalid="ignore"):
+                    # A diverging run overflows; the finite-loss check below reports it.
+                    logits = model.forward(xb, training=True)
+                    loss = loss_fn.forward(logits, yb)
                 if not math.isfinite(loss):
                     bar.close()
+                    kept = (f"the last good checkpoint, {out / 'checkpoint.npz'} (end of epoch {epoch}), "
+                            f"is untouched" if (out / "checkpoint.npz").exists() else
+                            "no checkpoint had been saved yet")
                     raise TrainingStopped(
                         f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1} "
-                        f"(learning rate {optimizer.lr:.3g}); stopped without saving. The last good "
-                        f"checkpoint is {out / 'checkpoint.npz'} (end of epoch {epoch}). Try a lower --lr.")
+                        f"(learning rate {optimizer.lr:.3g}); stopped without saving: {kept}. "
+                        f"Try a lower --lr.")
                 model.backward(loss_fn.backward(), input_grad=False)
                 optimizer.step()
                 schedule.step()

@@ -54,14 +54,17 @@ def lenet(rng: np.random.Generator | int | None = None, dtype: Any = np.float32)
     """The modern LeNet on 28x28 inputs: ReLU, max pooling, full connections.
 
     conv 1->6 5x5 pad 2, ReLU, maxpool 2, conv 6->16 5x5, ReLU, maxpool 2,
-    dense 400-120-84-10.
+    dense 400-120-84-10. He initialisation before ReLUs, LeCun for the output.
     """
     rng = rng_from(rng)
     kw = dict(rng=rng, dtype=dtype)
     return Sequential(
         Conv2D(1, 6, 5, padding=2, **kw), ReLU(), MaxPool2D(2),
         Conv2D(6, 16, 5, **kw), ReLU(), MaxPool2D(2), Flatten(),
-        Dense(400, 120, **kw), ReLU(), Dense(120, 84, **kw), ReLU(), Dense(84, 10, **kw))
+        Dense(400, 120, **kw), ReLU(), Dense(120, 84, **kw), ReLU(),
+        # No ReLU follows the output layer, so He's factor of 2 would only inflate
+        # the initial logits (to a loss near 5 instead of ln 10); LeCun keeps them calm.
+        Dense(84, 10, rng=rng, dtype=dtype, weight_init="lecun_uniform"))
 
 
 def lenet_caffe(rng: np.random.Generator | int | None = None, dtype: Any = np.float32) -> Sequential:
@@ -70,7 +73,7 @@ def lenet_caffe(rng: np.random.Generator | int | None = None, dtype: Any = np.fl
     kw = dict(rng=rng, dtype=dtype)
     return Sequential(
         Conv2D(1, 20, 5, **kw), MaxPool2D(2), Conv2D(20, 50, 5, **kw), MaxPool2D(2), Flatten(),
-        Dense(800, 500, **kw), ReLU(), Dense(500, 10, **kw))
+        Dense(800, 500, **kw), ReLU(), Dense(500, 10, rng=rng, dtype=dtype, weight_init="lecun_uniform"))
 
 
 MODELS: dict[str, Callable[..., Sequential]] = {"lenet": lenet, "lenet5": lenet5,

@@ -35,14 +35,14 @@ class ReLU(_Elementwise):
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check(x)
-        positive = x > 0
-        self._cache = positive
-        return x * positive
+        self._cache = x > 0
+        # maximum, not x * mask: -inf * False would be NaN.
+        return np.maximum(x, x.dtype.type(0))
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         positive = self._saved()
         self._check_dy(dy, positive.shape)
-        return dy * positive if input_grad else None
+        return np.where(positive, dy, dy.dtype.type(0)) if input_grad else None
 
 
 class LeakyReLU(_Elementwise):
