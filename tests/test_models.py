@@ -1,0 +1,60 @@
+"""LeNet models: parameter counts against the 1998 paper, shapes, descriptions."""
+
+import json
+
+import numpy as np
+import pytest
+
+from minidl import layer_from_config, layer_to_config
+from models import LENET5_C3_TABLE, MODELS, lenet, lenet5, lenet_caffe
+
+
+def counts(model):
+    result = {}
+    for name, param in model.named_parameters():
+        layer = name.split(".")[0]
+        result[layer] = result.get(layer, 0) + param.size
+    return result
+
+
+def test_lenet5_parameter_counts_match_the_paper():
+    # LeCun et al. 1998, section II.B: C1 156, C3 1,516, C5 48,120, F6 10,164.
+    # S2 and S4 have no trainable coefficients here (plain averaging), and the
+    # output layer is a dense 84 -> 10 with biases (850) instead of the RBF units (840).
+    assert counts(lenet5(rng=0)) == {"c1": 156, "c3": 1516, "c5": 48120, "f6": 10164, "output": 850}
+
+
+def test_c3_table_is_table_one():
+    table = LENET5_C3_TABLE
+    assert table.shape == (16, 6)
+    assert table.sum(axis=1).tolist() == [3] * 6 + [4] * 9 + [6]
+    # Column view of Table I: S2 map 0 feeds C3 maps 0, 4, 5, 6, 9, 10, 11, 12, 14, 15.
+    assert np.flatnonzero(table[:, 0]).tolist() == [0, 4, 5, 6, 9, 10, 11, 12, 14, 15]
+    assert table.sum() == 60
+
+
+def test_lenet_modern_counts():
+    assert counts(lenet(rng=0)) == {"conv1": 156, "conv2": 2416, "fc1": 48120, "fc2": 10164, "fc3": 850}
+    assert lenet(rng=0).num_parameters() == 61706  # the usual figure for this network
+
+
+@pytest.mark.parametrize("name, size", [("lenet", 28), ("lenet5", 32), ("lenet-caffe", 28)])
+def test_models_map_digits_to_ten_logits_and_round_trip(name, size):
+    model = MODELS[name](rng=0)
+    x = np.random.default_rng(0).random((3, 1, size, size), dtype=np.float32)
+    y = model.forward(x, training=False)
+    assert y.shape == (3, 10) and y.dtype == np.float32
+    rebuilt = layer_from_config(json.loads(json.dumps(layer_to_config(model))))
+    rebuilt.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(rebuilt.forward(x, training=False), y)
+
+
+def test_same_seed_same_weights():
+    a, b, c = lenet5(rng=3), lenet5(rng=3), lenet5(rng=4)
+    for (_, pa), (_, pb), (_, pc) in zip(a.named_parameters(), b.named_parameters(), c.named_parameters()):
+        np.testing.assert_array_equal(pa.data, pb.data)
+    assert not np.array_equal(a["c1"].weight.data, c["c1"].weight.data)
+
+
+def test_lenet_caffe_is_wider():
+    assert counts(lenet_caffe(rng=0)) == {"conv1": 520, "conv2": 25050, "fc1": 400500, "fc2": 5010}
