@@ -6,12 +6,16 @@
 * SVG: :class:`Element`, :func:`svg_document`, :func:`write_svg`.
 * Plots: :func:`read_metrics`, :func:`curves_svg`, :func:`write_curves`,
   :func:`confusion_matrix`, :func:`confusion_svg`, :func:`nice_ticks`.
+* Feature maps: :func:`feature_maps`, :func:`feature_map_grid`.
+* The report page: :func:`write_report` (also ``python -m minidl.viz RUN_DIR``).
 """
 
+from minidl.viz.features import feature_map_grid, feature_maps
 from minidl.viz.grids import CROSS_COLOR, EMPTY_COLOR, channel_grid, image_grid, kernel_grid
 from minidl.viz.plots import (confusion_matrix, confusion_svg, curves_svg, line_chart,
                               nice_ticks, read_metrics, write_curves)
 from minidl.viz.png import encode_png, write_png
+from minidl.viz.report import ReportError, write_report
 from minidl.viz.svg import Element, svg_document, to_svg_string, write_svg
 
 __all__ = [
@@ -20,4 +24,5 @@ __all__ = [
     "Element", "svg_document", "to_svg_string", "write_svg",
     "read_metrics", "nice_ticks", "line_chart", "curves_svg", "write_curves",
     "confusion_matrix", "confusion_svg",
+    "feature_maps", "feature_map_grid", "write_report", "ReportError",
 ]
