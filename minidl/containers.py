@@ -60,6 +60,10 @@ class Sequential(Layer):
                                  f"received {type(layer).__name__}")
             if getattr(layer, "takes_list", False):
                 raise ValueError(f"Sequential: {type(layer).__name__} joins branches; use it in a Graph")
+            if any(layer is other for _, other in self._layers):
+                raise ValueError(f"Sequential: expected each layer object once, received {layer!r} "
+                                 f"more than once (a layer keeps one forward pass for its backward; "
+                                 f"build a second layer instead)")
             taken.add(name)
             layer.name = name
             self._layers.append((name, layer))
@@ -108,6 +112,10 @@ class Sequential(Layer):
         from minidl.config import layer_from_config
         return cls(*[(item["name"], layer_from_config(item)) for item in config["layers"]])
 
+    def _label_args(self) -> str:
+        # Short: error messages name the container without dumping its whole config.
+        return f"{len(self._layers)} layers"
+
     def __repr__(self) -> str:
         lines = [f"  ({name}): {layer!r}".replace("\n", "\n  ") for name, layer in self._layers]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
@@ -151,6 +159,10 @@ class Graph(Layer):
         if not inputs or unknown:
             raise ValueError(f"Graph.add('{name}'): expected inputs among the existing nodes "
                              f"{sorted(names)}, received {inputs}")
+        if any(layer is other for _, other, _ in self._nodes):
+            raise ValueError(f"Graph.add('{name}'): expected each layer object once, received "
+                             f"{layer!r} more than once (a layer keeps one forward pass for its "
+                             f"backward; build a second layer instead)")
         takes_list = getattr(layer, "takes_list", False)
         if takes_list != (len(inputs) > 1):
             want = "several inputs" if takes_list else "one input"
@@ -222,6 +234,9 @@ class Graph(Layer):
             graph.add(node["name"], layer_from_config(node), node["inputs"])
         graph.output = config.get("output")
         return graph
+
+    def _label_args(self) -> str:
+        return f"{len(self._nodes)} nodes"
 
     def __repr__(self) -> str:
         lines = [f"  ({name} <- {', '.join(inputs)}): {layer!r}".replace("\n", "\n  ")

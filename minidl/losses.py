@@ -30,7 +30,8 @@ class SoftmaxCrossEntropy:
     """
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
-        if not 0 <= label_smoothing < 1:
+        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.number))
+                or not 0 <= label_smoothing < 1):
             raise ValueError(f"SoftmaxCrossEntropy: expected label_smoothing in [0, 1), "
                              f"received {label_smoothing!r}")
         self.label_smoothing = float(label_smoothing)
@@ -107,6 +108,10 @@ class MSE:
         target = np.asarray(target)
         if target.shape != prediction.shape:
             raise ValueError(f"MSE: expected a target of shape {prediction.shape}, received {target.shape}")
+        if target.dtype.kind not in "biuf":
+            raise ValueError(f"MSE: expected a numeric target, received dtype {target.dtype}")
+        if prediction.size == 0:
+            raise ValueError(f"MSE: expected at least one element, received shape {prediction.shape}")
         diff = prediction - target.astype(prediction.dtype, copy=False)
         self._cache = diff
         return float(np.mean(diff.astype(np.float64) ** 2))

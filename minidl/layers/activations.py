@@ -57,7 +57,8 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if not np.isfinite(negative_slope):
+        if (isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.number))
+                or not np.isfinite(float(negative_slope))):
             raise ValueError(f"LeakyReLU: expected a finite negative_slope, received {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
@@ -156,7 +157,7 @@ class Dropout(_Elementwise):
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         self._check(x)
         if not training or self.p == 0:
-            self._cache = None
+            self._cache = x.shape
             self._identity = True
             return x
         self._identity = False
@@ -166,8 +167,10 @@ class Dropout(_Elementwise):
         return x * scale
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        saved = self._saved()
         if self._identity:
+            self._check_dy(dy, saved)
             return dy if input_grad else None
-        scale = self._saved()
+        scale = saved
         self._check_dy(dy, scale.shape)
         return dy * scale if input_grad else None

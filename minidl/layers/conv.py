@@ -81,7 +81,10 @@ class Conv2D(Layer):
             raise ValueError(
                 f"{owner}: expected in_channels and out_channels divisible by groups={groups}, "
                 f"received in_channels={in_channels}, out_channels={out_channels}")
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"{owner}: expected a floating-point dtype, received {dtype!r}") from None
         if self.dtype.kind != "f":
             raise ValueError(f"{owner}: expected a floating-point dtype, received {self.dtype}")
         self.connections = self._check_connections(connections, owner)

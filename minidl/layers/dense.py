@@ -39,7 +39,10 @@ class Dense(Layer):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Dense: expected {arg} to be a positive int, received {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        self.dtype = np.dtype(dtype)
+        try:
+            self.dtype = np.dtype(dtype)
+        except TypeError:
+            raise ValueError(f"Dense: expected a floating-point dtype, received {dtype!r}") from None
         if self.dtype.kind != "f":
             raise ValueError(f"Dense: expected a floating-point dtype, received {self.dtype}")
         self.weight_init = weight_init
@@ -99,9 +102,15 @@ class Flatten(Layer):
             got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
             raise ValueError(f"{self.label()}: expected input of shape (N, ...) with at least "
                              f"2 dimensions, received {got}")
+        self._check_float(x)
         self._cache = x.shape
-        return x.reshape(x.shape[0], -1)
+        # An explicit size: reshape(0, -1) is ambiguous for an empty batch.
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         shape = self._saved()
+        expected = (shape[0], int(np.prod(shape[1:])))
+        if not isinstance(dy, np.ndarray) or dy.shape != expected:
+            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
+            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
         return dy.reshape(shape) if input_grad else None

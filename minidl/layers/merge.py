@@ -24,6 +24,11 @@ class _Merge(Layer):
             self._check_float(x)
         return list(xs)
 
+    def _check_dy(self, dy: Any, expected: tuple[int, ...]) -> None:
+        if not isinstance(dy, np.ndarray) or dy.shape != expected:
+            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
+            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
+
 
 class Add(_Merge):
     """Element-wise sum of its inputs (a residual connection's join).
@@ -40,14 +45,15 @@ class Add(_Merge):
         shapes = [x.shape for x in xs]
         if len(set(shapes)) != 1:
             raise ValueError(f"{self.label()}: expected inputs of one shape, received {shapes}")
-        self._cache = len(xs)
+        self._cache = (len(xs), shapes[0])
         out = xs[0].copy()
         for x in xs[1:]:
             out += x
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> list[np.ndarray] | None:  # type: ignore[override]
-        count = self._saved()
+        count, shape = self._saved()
+        self._check_dy(dy, shape)
         # Each input receives the whole upstream gradient.
         return [dy] * count if input_grad else None
 
@@ -83,9 +89,11 @@ class Concat(_Merge):
             raise ValueError(f"{self.label()}: expected shapes equal except along axis {self.axis}, "
                              f"received {[x.shape for x in xs]}")
         sizes = [x.shape[axis] for x in xs]
-        self._cache = (axis, np.cumsum(sizes)[:-1])
-        return np.concatenate(xs, axis=axis)
+        out = np.concatenate(xs, axis=axis)
+        self._cache = (axis, np.cumsum(sizes)[:-1], out.shape)
+        return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> list[np.ndarray] | None:  # type: ignore[override]
-        axis, splits = self._saved()
+        axis, splits, shape = self._saved()
+        self._check_dy(dy, shape)
         return np.split(dy, splits, axis=axis) if input_grad else None
