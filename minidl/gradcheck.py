@@ -27,12 +27,15 @@ class GradcheckEntry:
     name: str
     numeric: float
     analytic: float
+    #: Smallest denominator: the rounding noise of the difference quotient divided
+    #: by the tolerance, so a derivative that is itself at noise level is compared
+    #: against that noise rather than against its own (meaningless) size.
+    floor: float = 0.0
 
     @property
     def error(self) -> float:
-        scale = max(abs(self.numeric), abs(self.analytic))
-        # Both tiny: the absolute difference is what is meaningful.
-        return abs(self.numeric - self.analytic) / scale if scale > 1e-12 else abs(self.numeric - self.analytic)
+        scale = max(abs(self.numeric), abs(self.analytic), self.floor)
+        return abs(self.numeric - self.analytic) / scale if scale > 0 else 0.0
 
 
 @dataclass
@@ -106,7 +109,12 @@ def check_scalar_function(f: Callable[[], float],
             finally:
                 array[...] = original
             numeric = (plus - minus) / (2 * eps)
-            result.entries.append(GradcheckEntry(name, float(numeric), float(np.vdot(grad, d))))
+            # f(x +- eps d) carry rounding errors of a few machine epsilons of their
+            # O(1) intermediate values; divided by 2 eps they are the noise floor of
+            # the numeric derivative.
+            noise = 16 * np.finfo(np.float64).eps * max(abs(plus), abs(minus), 1.0) / (2 * eps)
+            result.entries.append(GradcheckEntry(name, float(numeric), float(np.vdot(grad, d)),
+                                                 floor=float(noise / tolerance)))
     return result
 
 

@@ -17,11 +17,6 @@ class _Elementwise(Layer):
     def _check(self, x: Any) -> np.ndarray:
         return self._check_float(x)
 
-    def _check_dy(self, dy: Any, shape: tuple[int, ...]) -> None:
-        if not isinstance(dy, np.ndarray) or dy.shape != shape:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {shape}, received {got}")
-
 
 class ReLU(_Elementwise):
     """``max(x, 0)``; the gradient at exactly 0 is 0 (as in PyTorch).

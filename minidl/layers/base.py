@@ -133,6 +133,14 @@ class Layer:
             raise RuntimeError(f"{self.label()}: backward() called before forward()")
         return self._cache
 
+    def _check_dy(self, dy: Any, expected: tuple[int, ...]) -> None:
+        """Reject an upstream gradient that is not an array of the output's shape."""
+        if not isinstance(dy, np.ndarray) or dy.shape != tuple(expected):
+            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
+            raise ValueError(f"{self.label()}: expected a gradient of shape {tuple(expected)}, received {got}")
+        if dy.dtype.kind != "f":
+            raise ValueError(f"{self.label()}: expected a floating-point gradient, received dtype {dy.dtype}")
+
     def _check_float(self, x: Any, dtype: np.dtype | None = None) -> np.ndarray:
         """Reject non-arrays and non-float dtypes; with ``dtype``, require it exactly."""
         if not isinstance(x, np.ndarray):

@@ -186,10 +186,7 @@ class Conv2D(Layer):
         ph, pw = self.padding
         g = self.groups
         ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
-        expected = (n, self.out_channels, ho, wo)
-        if not isinstance(dy, np.ndarray) or dy.shape != expected:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
+        self._check_dy(dy, (n, self.out_channels, ho, wo))
 
         dy_t = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(g, self.out_channels // g, -1)
         if self.bias is not None:

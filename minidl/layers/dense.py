@@ -76,10 +76,7 @@ class Dense(Layer):
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         x = self._saved()
-        expected = (x.shape[0], self.out_features)
-        if not isinstance(dy, np.ndarray) or dy.shape != expected:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
+        self._check_dy(dy, (x.shape[0], self.out_features))
         self.weight.grad += dy.T @ x
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
@@ -109,8 +106,5 @@ class Flatten(Layer):
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         shape = self._saved()
-        expected = (shape[0], int(np.prod(shape[1:])))
-        if not isinstance(dy, np.ndarray) or dy.shape != expected:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
+        self._check_dy(dy, (shape[0], int(np.prod(shape[1:]))))
         return dy.reshape(shape) if input_grad else None

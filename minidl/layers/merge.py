@@ -24,10 +24,6 @@ class _Merge(Layer):
             self._check_float(x)
         return list(xs)
 
-    def _check_dy(self, dy: Any, expected: tuple[int, ...]) -> None:
-        if not isinstance(dy, np.ndarray) or dy.shape != expected:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
 
 
 class Add(_Merge):

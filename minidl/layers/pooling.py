@@ -50,10 +50,6 @@ class _Pool2D(Layer):
                 f"received {h}x{w}: the pooling window does not fit")
         return conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
 
-    def _check_dy(self, dy: Any, expected: tuple[int, ...]) -> None:
-        if not isinstance(dy, np.ndarray) or dy.shape != expected:
-            got = dy.shape if isinstance(dy, np.ndarray) else type(dy).__name__
-            raise ValueError(f"{self.label()}: expected a gradient of shape {expected}, received {got}")
 
 
 class MaxPool2D(_Pool2D):
