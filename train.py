@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from datasets import MNISTError, load_mnist
 from minidl import io
+from minidl.atomic import atomic_open, atomic_write_bytes
 from minidl.data import batch_indices, images_to_tensor, random_shift
 from minidl.layers import Dropout
 from minidl.losses import SoftmaxCrossEntropy
@@ -174,9 +175,7 @@ def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_predictions(path: Path, x_test_raw: np.ndarray, y_test: np.ndarray, predicted: np.ndarray,
@@ -184,13 +183,11 @@ def save_predictions(path: Path, x_test_raw: np.ndarray, y_test: np.ndarray, pre
     """What the report needs from the data, so drawing needs neither models/ nor datasets/."""
     samples = np.concatenate([np.flatnonzero(y_test == digit)[:2] for digit in range(10)])
     wrong = np.flatnonzero(predicted != y_test)[:100]
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
+    with atomic_open(path) as handle:
         np.savez_compressed(handle, test_labels=y_test.astype(np.uint8), test_predictions=predicted.astype(np.uint8),
                             test_probabilities=probabilities.astype(np.float32),
                             sample_index=samples, sample_images=x_test_raw[samples],
                             misclassified_index=wrong, misclassified_images=x_test_raw[wrong])
-    os.replace(tmp, path)
 
 
 class InterruptFlag:

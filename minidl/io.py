@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from minidl.atomic import atomic_open
 from minidl.config import layer_from_config, layer_to_config
 from minidl.layers.base import Layer
 
@@ -76,19 +76,9 @@ def save(path: str | os.PathLike, model: Layer, optimizer: Any = None,
             raise CheckpointError(f"{path}: expected numeric arrays, received dtype {value.dtype} "
                                   f"for '{name}'")
 
-    directory = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # Ctrl-C or a full disk in mid-save: drop the partial file, keep the old one.
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_directory(directory)
+    # Ctrl-C or a full disk in mid-save drops the partial file and keeps the old one.
+    with atomic_open(path) as handle:
+        np.savez(handle, **arrays)
     return path
 
 
@@ -166,17 +156,3 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, EOFError, OSError, KeyError) as error:
         raise CheckpointError(f"{path}: expected a complete .npz checkpoint, received a truncated or "
                               f"corrupt file ({type(error).__name__}: {error})") from None
-
-
-def _fsync_directory(directory: Path) -> None:
-    # Make the rename itself durable; not possible on every platform.
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -9,16 +9,16 @@ runs of small numbers that compress well.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
 import struct
 import zlib
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["encode_png", "write_png", "atomic_write_bytes"]
+from minidl.atomic import atomic_write_bytes
+
+__all__ = ["encode_png", "write_png"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _COLOR_TYPES = {1: 0, 3: 2}  # samples per pixel -> PNG colour type (0 grey, 2 RGB)
@@ -120,30 +120,6 @@ def encode_png(image: np.ndarray, *, filter_type: int | None = None) -> bytes:
             + _chunk(b"IHDR", header)
             + _chunk(b"IDAT", zlib.compress(scanlines.tobytes(), 9))
             + _chunk(b"IEND", b""))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically.
-
-    The bytes go to a hidden temporary file in the same directory, which then
-    replaces ``path`` with ``os.replace``: readers see the old file or the new
-    one, never a half-written one. The directory must exist.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    # os.open with mode 0o666 lets the umask decide permissions, as open() would.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def write_png(path: str | os.PathLike, image: np.ndarray, *,

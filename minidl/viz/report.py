@@ -60,7 +60,8 @@ from minidl.viz.features import FeatureRecord, feature_map_grid, feature_records
 from minidl.viz.grids import EMPTY_COLOR, channel_grid, image_grid, kernel_grid
 from minidl.viz.plots import (REQUIRED_COLUMNS, confusion_matrix, confusion_svg, curves_svg,
                               read_metrics)
-from minidl.viz.png import atomic_write_bytes, write_png
+from minidl.atomic import atomic_write_bytes
+from minidl.viz.png import write_png
 from minidl.viz.svg import write_svg
 
 __all__ = ["write_report", "default_out_dir", "ReportError", "REPORT_NAME"]

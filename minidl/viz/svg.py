@@ -21,7 +21,7 @@ import os
 import re
 from pathlib import Path
 
-from minidl.viz.png import atomic_write_bytes
+from minidl.atomic import atomic_write_bytes
 
 __all__ = ["Element", "svg_document", "to_svg_string", "write_svg",
            "escape_text", "escape_attr", "format_number"]
