@@ -37,7 +37,7 @@ class ReLU(_Elementwise):
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         positive = self._saved()
         self._check_dy(dy, positive.shape)
-        return np.where(positive, dy, dy.dtype.type(0)) if input_grad else None
+        return dy * positive if input_grad else None
 
 
 class LeakyReLU(_Elementwise):
