@@ -35,7 +35,7 @@ from minidl import io
 from minidl.atomic import atomic_open, atomic_write_bytes
 from minidl.data import batch_indices, images_to_tensor, random_shift
 from minidl.layers import Dropout
-from minidl.losses import SoftmaxCrossEntropy
+from minidl.losses import SoftmaxCrossEntropy, softmax
 from minidl.optim import SGD, Adam, AdamW, CosineLR
 from models import MODELS
 
@@ -87,6 +87,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-figures", action="store_true", help="skip drawing the figures at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    # Which options were typed, so --resume can refuse settings it would otherwise ignore.
+    for action in parser._actions:
+        action.default = argparse.SUPPRESS
+    args.explicit = vars(parser.parse_args(argv))
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')}: expected a positive integer, received {getattr(args, name)}")
@@ -129,7 +133,7 @@ def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000,
         logits = model.forward(x[index], training=False)
         total += loss.forward(logits, y[index]) * len(index)
         predictions.append(logits.argmax(axis=1))
-        probabilities.append(loss._cache[0].astype(np.float32))
+        probabilities.append(softmax(logits).astype(np.float32, copy=False))
     predicted = np.concatenate(predictions)
     return total / len(x), float((predicted == y).mean()), predicted, np.concatenate(probabilities)
 
@@ -234,6 +238,12 @@ def run(args: argparse.Namespace, on_step: Callable[[int, int], None] | None = N
             checkpoint_path = checkpoint_path / "checkpoint.npz"
         resume_meta = io.read_meta(checkpoint_path)["meta"]
         saved = resume_meta["args"]
+        clashes = [f"--{name.replace('_', '-')} {args.explicit[name]} (the run has {saved[name]})"
+                   for name in RUN_FIELDS if name in getattr(args, "explicit", {})
+                   and args.explicit[name] != saved[name]]
+        if clashes:
+            raise SystemExit(f"train.py: --resume continues a run with its own settings; "
+                             f"received {', '.join(clashes)}. Start a new run to change them.")
         for name in RUN_FIELDS:
             setattr(args, name, saved[name])
         out = checkpoint_path.parent
@@ -378,6 +388,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"train.py: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        # The training loop has already said what it saved; this is an early Ctrl-C
+        # (while loading data, say) or a second one.
+        print("\ninterrupted", file=sys.stderr)
         return 130
     return 0
 

@@ -11,6 +11,17 @@ from typing import Any
 import numpy as np
 
 
+def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Probabilities from logits, with the maximum subtracted so nothing overflows.
+
+    Shape
+    -----
+    any shape; the result has it too and sums to 1 along ``axis``.
+    """
+    exp = np.exp(logits - logits.max(axis=axis, keepdims=True))
+    return exp / exp.sum(axis=axis, keepdims=True)
+
+
 class SoftmaxCrossEntropy:
     """Mean cross-entropy of softmax(logits) against integer class labels.
 

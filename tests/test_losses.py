@@ -124,3 +124,12 @@ def test_mse_float32_gradient_stays_float32(rng: np.random.Generator) -> None:
     mse = MSE()
     mse.forward(rng.standard_normal((2, 3)).astype(np.float32), rng.standard_normal((2, 3)))
     assert mse.backward().dtype == np.float32
+
+
+def test_softmax_is_stable_and_normalised() -> None:
+    from minidl.losses import softmax
+    p = softmax(np.array([[1e4, 0.0, -1e4], [1.0, 2.0, 3.0]]))
+    assert np.isfinite(p).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    np.testing.assert_allclose(p[0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(p[1], np.exp([1, 2, 3]) / np.exp([1, 2, 3]).sum())

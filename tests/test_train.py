@@ -144,3 +144,13 @@ def test_existing_run_directory_is_not_overwritten(tmp_path):
     with pytest.raises(SystemExit, match="already holds a run; use --resume"):
         train.run(quick(out))
     assert (out / "checkpoint.npz").read_bytes() == before
+
+
+@needs_mnist
+def test_resume_refuses_settings_it_would_ignore(tmp_path):
+    out = train.run(quick(tmp_path / "run", "--epochs", "1"))
+    with pytest.raises(SystemExit, match=r"own settings; received --epochs 5 \(the run has 1\)"):
+        train.run(train.parse_args(["--resume", str(out), "--epochs", "5", "--quiet", "--no-figures"]))
+    # Repeating the run's own value is fine (and there is nothing left to do).
+    train.run(train.parse_args(["--resume", str(out), "--epochs", "1", "--quiet", "--no-figures"]))
+    assert len(metrics(out)) == 1
