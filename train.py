@@ -19,7 +19,6 @@ import csv
 import io as _io
 import json
 import math
-import os
 import signal
 import sys
 import threading
