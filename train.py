@@ -250,9 +250,9 @@ def run(args: argparse.Namespace, on_step: Callable[[int, int], None] | None = N
         out = Path(args.out) if args.out else default_out(args.model)
         if (out / "checkpoint.npz").exists():
             raise SystemExit(f"train.py: {out} already holds a run; use --resume {out} or another --out")
-        out.mkdir(parents=True, exist_ok=True)
 
     (x_train_raw, y_train), (x_test_raw, y_test) = load_data(args.data_dir, args.quiet)
+    out.mkdir(parents=True, exist_ok=True)  # only once there is something to train on
     if args.limit_train:
         x_train_raw, y_train = x_train_raw[:args.limit_train], y_train[:args.limit_train]
     spec = input_spec(args.model)
