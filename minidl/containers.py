@@ -187,12 +187,9 @@ class Graph(Layer):
         return [(name, layer) for name, layer, _ in self._nodes]
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        seen: set[int] = set()
+        # Graph.add refuses a layer object twice, so every node owns its parameters.
         for name, layer, _ in self._nodes:
-            # A layer object shared by two nodes owns one set of parameters.
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                yield from layer.named_parameters(f"{prefix}{name}.")
+            yield from layer.named_parameters(f"{prefix}{name}.")
 
     def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
         out = self._output_name()

@@ -173,6 +173,17 @@ def pair(value: int | tuple[int, int] | list[int], what: str, owner: str,
     return out
 
 
+def float_dtype(dtype: Any, owner: str) -> np.dtype:
+    """A layer's ``dtype`` argument as a floating-point NumPy dtype, or a clear error."""
+    try:
+        result = np.dtype(dtype)
+    except TypeError:
+        raise ValueError(f"{owner}: expected a floating-point dtype, received {dtype!r}") from None
+    if result.kind != "f":
+        raise ValueError(f"{owner}: expected a floating-point dtype, received {result}")
+    return result
+
+
 def rng_from(rng: np.random.Generator | int | None) -> np.random.Generator:
     """Accept a Generator, a seed, or None (fresh entropy)."""
     if isinstance(rng, np.random.Generator):

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from minidl import init as initializers
-from minidl.layers.base import Layer, pair, rng_from
+from minidl.layers.base import Layer, float_dtype, pair, rng_from
 from minidl.parameter import Parameter
 
 
@@ -81,12 +81,7 @@ class Conv2D(Layer):
             raise ValueError(
                 f"{owner}: expected in_channels and out_channels divisible by groups={groups}, "
                 f"received in_channels={in_channels}, out_channels={out_channels}")
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"{owner}: expected a floating-point dtype, received {dtype!r}") from None
-        if self.dtype.kind != "f":
-            raise ValueError(f"{owner}: expected a floating-point dtype, received {self.dtype}")
+        self.dtype = float_dtype(dtype, owner)
         self.connections = self._check_connections(connections, owner)
         self.weight_init = weight_init
 

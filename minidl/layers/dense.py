@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from minidl import init as initializers
-from minidl.layers.base import Layer, rng_from
+from minidl.layers.base import Layer, float_dtype, rng_from
 from minidl.parameter import Parameter
 
 
@@ -39,12 +39,7 @@ class Dense(Layer):
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"Dense: expected {arg} to be a positive int, received {value!r}")
         self.in_features, self.out_features = int(in_features), int(out_features)
-        try:
-            self.dtype = np.dtype(dtype)
-        except TypeError:
-            raise ValueError(f"Dense: expected a floating-point dtype, received {dtype!r}") from None
-        if self.dtype.kind != "f":
-            raise ValueError(f"Dense: expected a floating-point dtype, received {self.dtype}")
+        self.dtype = float_dtype(dtype, "Dense")
         self.weight_init = weight_init
         weight = initializers.get(weight_init)((out_features, in_features), rng=rng_from(rng),
                                                dtype=self.dtype)
