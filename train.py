@@ -35,7 +35,8 @@ from minidl.atomic import atomic_open, atomic_write_bytes
 from minidl.data import batch_indices, images_to_tensor, random_shift
 from minidl.layers import Dropout
 from minidl.losses import SoftmaxCrossEntropy, softmax
-from minidl.optim import SGD, Adam, AdamW, CosineLR
+from minidl.optim import SGD, Adam, AdamW
+from minidl.schedules import CosineLR
 from models import MODELS
 
 # Pixel statistics of the MNIST training set (after scaling to [0, 1]).
@@ -163,9 +164,7 @@ def set_dropout_states(model: Any, states: list[dict[str, Any]]) -> None:
 
 
 def _layers(model: Any) -> list[Any]:
-    if hasattr(model, "named_layers"):
-        return [leaf for _, layer in model.named_layers() for leaf in _layers(layer)]
-    return [model]
+    return model.modules()
 
 
 def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:

@@ -61,7 +61,7 @@ def time_block(fn, steps: int) -> float:
 def per_layer(model: minidl.Sequential, x: np.ndarray, repeats: int) -> list[tuple[str, float, float]]:
     """Median forward and backward milliseconds of each layer at this input."""
     rows = []
-    for name, layer in model.named_layers():
+    for name, layer in model.named_children():
         y = layer.forward(x)
         dy = np.ones_like(y)
         fwd = statistics.median(time_block(lambda: layer.forward(x), 5) for _ in range(repeats))

@@ -22,7 +22,7 @@ DOCS = Path(__file__).resolve().parent
 
 
 def convs(model):
-    return [(name, layer) for name, layer in model.named_layers() if isinstance(layer, Conv2D)]
+    return [(name, layer) for name, layer in model.named_modules() if isinstance(layer, Conv2D)]
 
 
 def main(paths: list[str]) -> None:

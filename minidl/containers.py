@@ -2,16 +2,18 @@
 
 Both follow the Layer contract, so they nest and train like any layer. Names
 are dotted: ``conv1.weight`` in a Sequential, ``block.conv_a.weight`` when a
-container sits inside a Graph node called ``block``.
+container sits inside a Graph node called ``block``. A layer object may appear
+only once anywhere in a model (nested containers included): it keeps one
+forward pass for its backward. To tie weights, share a Parameter instead.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, keeps
 
 
 def _check_name(name: Any, owner: str, taken: set[str]) -> str:
@@ -20,6 +22,12 @@ def _check_name(name: Any, owner: str, taken: set[str]) -> str:
     if name in taken:
         raise ValueError(f"{owner}: expected unique layer names, received '{name}' twice")
     return name
+
+
+def _check_tree(container: Layer) -> None:
+    """Walk the whole tree once: the walk refuses a layer object met twice."""
+    for _ in container.named_modules():
+        pass
 
 
 class Sequential(Layer):
@@ -39,6 +47,7 @@ class Sequential(Layer):
     def __init__(self, *layers: Layer | tuple[str, Layer]) -> None:
         super().__init__()
         self._layers: list[tuple[str, Layer]] = []
+        chosen = {item[0] for item in layers if isinstance(item, tuple) and len(item) == 2}
         counts: dict[str, int] = {}
         taken: set[str] = set()
         for item in layers:
@@ -52,21 +61,18 @@ class Sequential(Layer):
                     while True:
                         counts[layer.default_name] = counts.get(layer.default_name, 0) + 1
                         name = f"{layer.default_name}{counts[layer.default_name]}"
-                        if name not in taken and not any(
-                                isinstance(i, tuple) and i[0] == name for i in layers):
+                        if name not in taken and name not in chosen:
                             break
             if not isinstance(layer, Layer):
                 raise ValueError(f"Sequential: expected Layer instances or (name, Layer) pairs, "
                                  f"received {type(layer).__name__}")
             if getattr(layer, "takes_list", False):
-                raise ValueError(f"Sequential: {type(layer).__name__} joins branches; use it in a Graph")
-            if any(layer is other for _, other in self._layers):
-                raise ValueError(f"Sequential: expected each layer object once, received {layer!r} "
-                                 f"more than once (a layer keeps one forward pass for its backward; "
-                                 f"build a second layer instead)")
+                raise ValueError(f"Sequential: {type(layer).__name__} joins branches; "
+                                 f"use it in a Graph")
             taken.add(name)
             layer.name = name
             self._layers.append((name, layer))
+        _check_tree(self)
 
     # -- access -------------------------------------------------------------
     def __len__(self) -> int:
@@ -80,37 +86,40 @@ class Sequential(Layer):
             for name, layer in self._layers:
                 if name == key:
                     return layer
-            raise KeyError(f"Sequential has no layer named '{key}'; names: {[n for n, _ in self._layers]}")
+            raise KeyError(f"Sequential has no layer named '{key}'; "
+                           f"names: {[n for n, _ in self._layers]}")
         return self._layers[key][1]
 
-    def named_layers(self) -> list[tuple[str, Layer]]:
-        return list(self._layers)
-
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        for name, layer in self._layers:
-            yield from layer.named_parameters(f"{prefix}{name}.")
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        yield from self._layers
 
     # -- computation --------------------------------------------------------
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
         for _, layer in self._layers:
-            x = layer.forward(x, training=training)
+            x = layer.forward(x, training=training, keep_for_backward=keep_for_backward)
         return x
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        last = len(self._layers) - 1
-        for i in range(last, -1, -1):
+        for i in range(len(self._layers) - 1, -1, -1):
             dy = self._layers[i][1].backward(dy, input_grad=input_grad or i > 0)
         return dy
 
     # -- description --------------------------------------------------------
     def get_config(self) -> dict[str, Any]:
         from minidl.config import layer_to_config
-        return {"layers": [{"name": name, **layer_to_config(layer)} for name, layer in self._layers]}
+        return {"layers": [{"name": name, **layer_to_config(layer)}
+                           for name, layer in self._layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Sequential":
         from minidl.config import layer_from_config
-        return cls(*[(item["name"], layer_from_config(item)) for item in config["layers"]])
+        layers = config.get("layers")
+        if not isinstance(layers, list) or not all(isinstance(i, dict) and "name" in i
+                                                   for i in layers):
+            raise ValueError(f"Sequential: expected 'layers' to be a list of named layer "
+                             f"descriptions, received {layers!r:.120}")
+        return cls(*[(item["name"], layer_from_config(item)) for item in layers])
 
     def _label_args(self) -> str:
         # Short: error messages name the container without dumping its whole config.
@@ -119,6 +128,18 @@ class Sequential(Layer):
     def __repr__(self) -> str:
         lines = [f"  ({name}): {layer!r}".replace("\n", "\n  ") for name, layer in self._layers]
         return "Sequential(\n" + "\n".join(lines) + "\n)"
+
+
+class Node(NamedTuple):
+    """One node of a Graph: its name, its layer and the names of the values it reads."""
+
+    name: str
+    layer: Layer
+    inputs: tuple[str, ...]
+
+
+class GraphCache(NamedTuple):
+    output: str  #: the node whose value the forward pass returned
 
 
 class Graph(Layer):
@@ -133,7 +154,8 @@ class Graph(Layer):
         g.add("relu", ReLU(), "conv")
         g.add("sum", Add(), ["relu", "input"])        # a residual connection
 
-    The output is the last node added unless ``output`` is set.
+    The output is the last node added unless ``output`` is set to a node's name.
+    ``nodes`` lists the wiring: ``Node(name, layer, inputs)`` in forward order.
 
     Shape
     -----
@@ -145,64 +167,80 @@ class Graph(Layer):
     def __init__(self, input_name: str = "input") -> None:
         super().__init__()
         self.input_name = _check_name(input_name, "Graph", set())
-        self._nodes: list[tuple[str, Layer, list[str]]] = []
-        self.output: str | None = None
+        self._nodes: list[Node] = []
+        self._output: str | None = None
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        """The wiring, in forward order."""
+        return tuple(self._nodes)
+
+    @property
+    def output(self) -> str:
+        """The name of the node whose value ``forward`` returns."""
+        if not self._nodes:
+            raise ValueError("Graph: expected at least one node, received an empty graph")
+        return self._output if self._output is not None else self._nodes[-1].name
+
+    @output.setter
+    def output(self, name: str | None) -> None:
+        names = [node.name for node in self._nodes]
+        if name is not None and name not in names:
+            raise ValueError(f"Graph: expected output to be one of the nodes {names}, "
+                             f"received {name!r}")
+        self._output = name
 
     def add(self, name: str, layer: Layer, inputs: str | Sequence[str]) -> "Graph":
         """Add node ``name`` computing ``layer`` of ``inputs``; returns the graph."""
-        names = {self.input_name} | {n for n, _, _ in self._nodes}
+        names = {self.input_name} | {node.name for node in self._nodes}
         name = _check_name(name, "Graph.add", names)
         if not isinstance(layer, Layer):
-            raise ValueError(f"Graph.add('{name}'): expected a Layer, received {type(layer).__name__}")
+            raise ValueError(f"Graph.add('{name}'): expected a Layer, "
+                             f"received {type(layer).__name__}")
         inputs = [inputs] if isinstance(inputs, str) else list(inputs)
         unknown = [i for i in inputs if i not in names]
         if not inputs or unknown:
             raise ValueError(f"Graph.add('{name}'): expected inputs among the existing nodes "
                              f"{sorted(names)}, received {inputs}")
-        if any(layer is other for _, other, _ in self._nodes):
-            raise ValueError(f"Graph.add('{name}'): expected each layer object once, received "
-                             f"{layer!r} more than once (a layer keeps one forward pass for its "
-                             f"backward; build a second layer instead)")
         takes_list = getattr(layer, "takes_list", False)
         if takes_list != (len(inputs) > 1):
             want = "several inputs" if takes_list else "one input"
             raise ValueError(f"Graph.add('{name}'): expected {want} for {type(layer).__name__}, "
                              f"received {inputs}")
+        self._nodes.append(Node(name, layer, tuple(inputs)))
+        try:
+            _check_tree(self)
+        except ValueError:
+            self._nodes.pop()
+            raise
         layer.name = name
-        self._nodes.append((name, layer, inputs))
         return self
 
-    def _output_name(self) -> str:
-        if not self._nodes:
-            raise ValueError("Graph: expected at least one node, received an empty graph")
-        return self.output if self.output is not None else self._nodes[-1][0]
-
     def __getitem__(self, name: str) -> Layer:
-        for node, layer, _ in self._nodes:
-            if node == name:
-                return layer
-        raise KeyError(f"Graph has no node named '{name}'")
+        for node in self._nodes:
+            if node.name == name:
+                return node.layer
+        raise KeyError(f"Graph has no node named '{name}'; "
+                       f"names: {[node.name for node in self._nodes]}")
 
-    def named_layers(self) -> list[tuple[str, Layer]]:
-        return [(name, layer) for name, layer, _ in self._nodes]
+    def named_children(self) -> Iterator[tuple[str, Layer]]:
+        for node in self._nodes:
+            yield node.name, node.layer
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
-        # Graph.add refuses a layer object twice, so every node owns its parameters.
-        for name, layer, _ in self._nodes:
-            yield from layer.named_parameters(f"{prefix}{name}.")
-
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        out = self._output_name()
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        out = self.output
         values: dict[str, np.ndarray] = {self.input_name: x}
         for name, layer, inputs in self._nodes:
             args = [values[i] for i in inputs]
-            values[name] = layer.forward(args if len(args) > 1 else args[0], training=training)
-        self._cache = [name for name, _, _ in self._nodes]
+            values[name] = layer.forward(args if len(args) > 1 else args[0], training=training,
+                                         keep_for_backward=keep_for_backward)
+        self._cache = GraphCache(out) if keeps(training, keep_for_backward) else None
         return values[out]
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        self._saved()
-        grads: dict[str, np.ndarray] = {self._output_name(): dy}
+        output, = self._saved()
+        grads: dict[str, np.ndarray] = {output: dy}
         for name, layer, inputs in reversed(self._nodes):
             if name not in grads:
                 continue  # this node does not reach the output
@@ -219,15 +257,21 @@ class Graph(Layer):
 
     def get_config(self) -> dict[str, Any]:
         from minidl.config import layer_to_config
-        return {"input_name": self.input_name, "output": self._output_name() if self._nodes else None,
-                "nodes": [{"name": name, "inputs": inputs, **layer_to_config(layer)}
-                          for name, layer, inputs in self._nodes]}
+        return {"input_name": self.input_name,
+                "output": self.output if self._nodes else None,
+                "nodes": [{"name": node.name, "inputs": list(node.inputs),
+                           **layer_to_config(node.layer)} for node in self._nodes]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Graph":
         from minidl.config import layer_from_config
+        nodes = config.get("nodes")
+        if not isinstance(nodes, list) or not all(isinstance(n, dict) and "name" in n
+                                                  and "inputs" in n for n in nodes):
+            raise ValueError(f"Graph: expected 'nodes' to be a list of node descriptions with "
+                             f"'name' and 'inputs', received {nodes!r:.120}")
         graph = cls(config.get("input_name", "input"))
-        for node in config["nodes"]:
+        for node in nodes:
             graph.add(node["name"], layer_from_config(node), node["inputs"])
         graph.output = config.get("output")
         return graph
@@ -236,6 +280,6 @@ class Graph(Layer):
         return f"{len(self._nodes)} nodes"
 
     def __repr__(self) -> str:
-        lines = [f"  ({name} <- {', '.join(inputs)}): {layer!r}".replace("\n", "\n  ")
-                 for name, layer, inputs in self._nodes]
+        lines = [f"  ({node.name} <- {', '.join(node.inputs)}): {node.layer!r}".replace("\n", "\n  ")
+                 for node in self._nodes]
         return "Graph(\n" + "\n".join(lines) + "\n)"

@@ -141,7 +141,8 @@ def check_layer(layer: Layer, x: np.ndarray | Sequence[np.ndarray], *,
     def run() -> np.ndarray:
         if prepare is not None:
             prepare()
-        return layer.forward(inputs if packed else inputs[0], training=training)
+        return layer.forward(inputs if packed else inputs[0], training=training,
+                             keep_for_backward=True)
 
     y = run()
     upstream = rng.standard_normal(y.shape)
@@ -162,7 +163,7 @@ def check_model(model: Layer, loss: Any, x: np.ndarray, target: np.ndarray, *,
     rng = rng if rng is not None else np.random.default_rng(0)
 
     def run() -> float:
-        return loss.forward(model.forward(x, training=training), target)
+        return loss.forward(model.forward(x, training=training, keep_for_backward=True), target)
 
     run()
     model.zero_grad()

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from minidl import checks
 from minidl.parameter import Parameter
 
 __all__ = [
@@ -83,10 +84,7 @@ def _check_shape(shape: Any, owner: str) -> tuple[int, ...]:
 
 
 def _check_groups(groups: Any, shape: tuple[int, ...], owner: str) -> int:
-    if isinstance(groups, (bool, np.bool_)) or not isinstance(groups, (int, np.integer)) \
-            or groups < 1:
-        raise ValueError(f"{owner}: expected groups to be a positive int, received {groups!r}")
-    groups = int(groups)
+    groups = checks.integer(groups, "groups", owner, minimum=1)
     if shape[0] % groups:
         raise ValueError(f"{owner}: expected out_channels (shape[0] = {shape[0]}) to be "
                          f"divisible by groups, received groups={groups}")
@@ -95,56 +93,22 @@ def _check_groups(groups: Any, shape: tuple[int, ...], owner: str) -> int:
 
 def _check_mask(mask: Any, shape: tuple[int, ...], groups: int, owner: str) -> np.ndarray:
     """Return the mask as a boolean array of the full weight ``shape``."""
-    mask = np.asarray(mask)
-    if mask.dtype != bool:
-        if mask.dtype.kind not in "iuf" or not np.all((mask == 0) | (mask == 1)):
-            raise ValueError(f"{owner}: expected a boolean mask (or 0/1 values), "
-                             f"received dtype {mask.dtype}")
-        mask = mask.astype(bool)
     if groups != 1:
         raise ValueError(f"{owner}: expected groups=1 with a connection mask, "
                          f"received groups={groups}")
     table_shape = shape[:2]
-    if mask.shape == table_shape:
-        return np.broadcast_to(mask.reshape(table_shape + (1,) * (len(shape) - 2)), shape)
-    if mask.shape == shape:
-        return mask
-    raise ValueError(f"{owner}: expected a mask of shape {table_shape} (connection table) "
-                     f"or {shape} (full weight), received {mask.shape}")
-
-
-def _check_rng(rng: Any, owner: str) -> np.random.Generator:
-    if isinstance(rng, np.random.Generator):
-        return rng
-    if rng is None or (isinstance(rng, (int, np.integer)) and not isinstance(rng, bool)):
-        return np.random.default_rng(rng)
-    raise ValueError(f"{owner}: expected rng to be a numpy.random.Generator, an int seed or "
-                     f"None, received {type(rng).__name__}")
-
-
-def _check_dtype(dtype: Any, owner: str) -> np.dtype:
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        raise ValueError(f"{owner}: expected a floating-point dtype, "
-                         f"received {dtype!r}") from None
-    if dt.kind != "f":
-        raise ValueError(f"{owner}: expected a floating-point dtype, received {dt}")
-    return dt
+    full = np.shape(mask) == shape and len(shape) > 2
+    table = checks.connection_table(mask, shape if full else table_shape, owner, "mask",
+                                    "(a connection table, or the full weight shape)")
+    if full:
+        return table
+    return np.broadcast_to(table.reshape(table_shape + (1,) * (len(shape) - 2)), shape)
 
 
 def _check_gain(gain: Any, default: float, owner: str) -> float:
     if gain is None:
         return default
-    if isinstance(gain, (bool, np.bool_)) or not isinstance(gain, (int, float, np.integer,
-                                                                   np.floating)):
-        raise ValueError(f"{owner}: expected gain to be a positive number or None, "
-                         f"received {gain!r}")
-    gain = float(gain)
-    if not (math.isfinite(gain) and gain > 0):
-        raise ValueError(f"{owner}: expected gain to be a finite number > 0, "
-                         f"received {gain!r}")
-    return gain
+    return checks.real(gain, "gain", owner, minimum=0.0, strict_min=True)
 
 
 # ---------------------------------------------------------------------------
@@ -219,9 +183,9 @@ def _make(name: str, kind: str, default_gain: float, distribution: str,
         dims = _check_shape(shape, name)
         groups_ = _check_groups(groups, dims, name)
         full = _check_mask(mask, dims, groups_, name) if mask is not None else None
-        dt = _check_dtype(dtype, name)
+        dt = checks.float_dtype(dtype, name)
         gain_ = _check_gain(gain, default_gain, name)
-        gen = _check_rng(rng, name)
+        gen = checks.rng_from(rng, name)
         fan_in, fan_out = fans(dims, groups_, full)
         std = _std(kind, fan_in, fan_out, gain_)
         if distribution == "normal":

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from minidl import checks
+
 
 def softmax(logits: np.ndarray, axis: int = -1) -> np.ndarray:
     """Probabilities from logits, with the maximum subtracted so nothing overflows.
@@ -41,11 +43,8 @@ class SoftmaxCrossEntropy:
     """
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
-        if (isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float, np.number))
-                or not 0 <= label_smoothing < 1):
-            raise ValueError(f"SoftmaxCrossEntropy: expected label_smoothing in [0, 1), "
-                             f"received {label_smoothing!r}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = checks.real(label_smoothing, "label_smoothing", "SoftmaxCrossEntropy",
+                                           minimum=0.0, maximum=1.0, strict_max=True)
         self._cache: Any = None
 
     def forward(self, logits: np.ndarray, labels: np.ndarray) -> float:

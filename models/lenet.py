@@ -8,7 +8,7 @@ import numpy as np
 
 from minidl import Sequential
 from minidl.layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Tanh
-from minidl.layers.base import rng_from
+from minidl import checks
 
 
 def _c3_table() -> np.ndarray:
@@ -39,7 +39,7 @@ def lenet5(rng: np.random.Generator | int | None = None, dtype: Any = np.float32
     the scaled 1.7159 tanh(2x/3), and the Euclidean RBF output layer is replaced
     by 10 linear outputs trained with softmax cross-entropy.
     """
-    rng = rng_from(rng)
+    rng = checks.rng_from(rng, "lenet5")
     kw = dict(rng=rng, dtype=dtype, weight_init="lecun_uniform")
     return Sequential(
         ("c1", Conv2D(1, 6, 5, **kw)), ("tanh1", Tanh()), ("s2", AvgPool2D(2)),
@@ -56,7 +56,7 @@ def lenet(rng: np.random.Generator | int | None = None, dtype: Any = np.float32)
     conv 1->6 5x5 pad 2, ReLU, maxpool 2, conv 6->16 5x5, ReLU, maxpool 2,
     dense 400-120-84-10. He initialisation before ReLUs, LeCun for the output.
     """
-    rng = rng_from(rng)
+    rng = checks.rng_from(rng, "lenet")
     kw = dict(rng=rng, dtype=dtype)
     return Sequential(
         Conv2D(1, 6, 5, padding=2, **kw), ReLU(), MaxPool2D(2),
@@ -69,7 +69,7 @@ def lenet(rng: np.random.Generator | int | None = None, dtype: Any = np.float32)
 
 def lenet_caffe(rng: np.random.Generator | int | None = None, dtype: Any = np.float32) -> Sequential:
     """Caffe's wider LeNet on 28x28 inputs: conv 20@5x5, pool, conv 50@5x5, pool, 500, 10."""
-    rng = rng_from(rng)
+    rng = checks.rng_from(rng, "lenet_caffe")
     kw = dict(rng=rng, dtype=dtype)
     return Sequential(
         Conv2D(1, 20, 5, **kw), MaxPool2D(2), Conv2D(20, 50, 5, **kw), MaxPool2D(2), Flatten(),

@@ -49,7 +49,7 @@ def test_sequential_gradcheck(rng: np.random.Generator) -> None:
 
 def test_automatic_names_count_per_kind() -> None:
     model = small_cnn()
-    assert [name for name, _ in model.named_layers()] == [
+    assert [name for name, _ in model.named_children()] == [
         "conv1", "relu1", "pool1", "conv2", "tanh1", "flatten1", "fc1", "relu2", "fc2"]
     assert [name for name, _ in model.named_parameters()] == [
         "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
@@ -71,7 +71,7 @@ def test_explicit_names_and_automatic_names_skip_taken_ones() -> None:
     model = Sequential(("features", Conv2D(1, 2, 3, rng=0)), ReLU(), Conv2D(2, 2, 3, rng=0),
                        ("conv1", Conv2D(2, 2, 1, rng=0)))
     # The unnamed conv would be conv1, but that name is chosen explicitly later on.
-    assert [n for n, _ in model.named_layers()] == ["features", "relu1", "conv2", "conv1"]
+    assert [n for n, _ in model.named_children()] == ["features", "relu1", "conv2", "conv1"]
     assert [n for n, _ in model.named_parameters()][:2] == ["features.weight", "features.bias"]
 
 
@@ -99,11 +99,13 @@ def test_the_same_layer_object_cannot_be_used_twice() -> None:
     # A layer keeps one forward pass for its backward: a second use would
     # silently give wrong gradients, so it is refused.
     dense = Dense(3, 3, rng=0)
-    with pytest.raises(ValueError, match="more than once"):
+    with pytest.raises(ValueError, match="expected each layer object once in the model, received "
+                                         r"Dense\(3, 3\) at both 'fc1' and 'fc2'"):
         Sequential(dense, Tanh(), dense)
     graph = Graph().add("a", dense, "input")
-    with pytest.raises(ValueError, match="more than once"):
+    with pytest.raises(ValueError, match="at both 'a' and 'b'"):
         graph.add("b", dense, "a")
+    assert [node.name for node in graph.nodes] == ["a"]  # the refused node was not kept
 
 
 def test_input_grad_false_returns_none_and_fills_parameter_grads(rng: np.random.Generator) -> None:

@@ -93,7 +93,7 @@ def test_fans_accepts_01_int_mask():
     (dict(shape=(4, 0, 3, 3)), "positive ints"),
     (dict(shape=(4, 2.5)), "positive ints"),
     (dict(shape=(6, 2, 3, 3), groups=4), "divisible by groups"),
-    (dict(shape=(6, 2, 3, 3), groups=0), "groups to be a positive int"),
+    (dict(shape=(6, 2, 3, 3), groups=0), "expected groups >= 1, received 0"),
     (dict(shape=(4, 6, 3, 3), mask=np.ones((6, 4), bool)), "mask of shape (4, 6)"),
     (dict(shape=(4, 2, 3, 3), groups=2, mask=np.ones((4, 2), bool)), "groups=1 with a"),
     (dict(shape=(2, 2), mask=np.full((2, 2), 0.5)), "boolean mask"),
@@ -234,10 +234,10 @@ def test_get_unknown_lists_valid_names():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(dtype=np.int32), "floating-point dtype"),
     (dict(dtype="nonsense"), "floating-point dtype"),
-    (dict(rng=np.random.RandomState(0)), "numpy.random.Generator"),
-    (dict(rng="seed"), "numpy.random.Generator"),
-    (dict(gain=0.0), "gain to be a finite number > 0"),
-    (dict(gain="big"), "gain to be a positive number"),
+    (dict(rng=np.random.RandomState(0)), "expected rng to be a numpy Generator"),
+    (dict(rng="seed"), "expected rng to be a numpy Generator, an int seed or None, received 'seed'"),
+    (dict(gain=0.0), "expected gain > 0, received 0.0"),
+    (dict(gain="big"), "expected gain to be a real number, received 'big'"),
     (dict(groups=3), "divisible by groups"),
     (dict(mask=np.ones((3, 3), bool)), "mask of shape"),
 ])

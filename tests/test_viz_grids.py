@@ -245,7 +245,7 @@ def test_channel_grid_grouped_layout():
     ({"groups": 3}, ["divisible by groups", "out_channels=8", "groups=3"]),
     ({"groups": 0}, ["groups >= 1"]),
     ({"connections": np.ones((8, 3), bool)}, ["(8, 2)", "(8, 3)"]),
-    ({"connections": np.full((8, 2), 0.5)}, ["booleans", "float64"]),
+    ({"connections": np.full((8, 2), 0.5)}, ["boolean connection table", "float64"]),
     ({"empty_color": 7000}, ["empty_color"]),
 ])
 def test_channel_grid_validation(kwargs, words):

@@ -1,24 +1,36 @@
 """Element-wise activations and dropout.
 
-Each keeps the least backward needs: a boolean mask for ReLU and Dropout, the
-output for Tanh and Sigmoid (whose derivatives are functions of it).
+Each keeps the least backward needs: a boolean mask for ReLU and LeakyReLU, the
+output for Tanh and Sigmoid (whose derivatives are functions of it), the
+scaled mask for Dropout. All of them keep the memory order of their input.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from minidl.layers.base import Layer, rng_from
+from minidl import checks
+from minidl.layers.base import Layer, keeps
 
 
-class _Elementwise(Layer):
-    def _check(self, x: Any) -> np.ndarray:
-        return self._check_float(x)
+class MaskCache(NamedTuple):
+    positive: np.ndarray  #: bool, the input's shape: where the input was > 0
 
 
-class ReLU(_Elementwise):
+class OutputCache(NamedTuple):
+    y: np.ndarray  #: the output, from which the derivative follows
+
+
+class DropoutCache(NamedTuple):
+    #: the input's shape; ``scale`` is None when the layer was the identity
+    #: (evaluation mode, or p = 0)
+    shape: tuple[int, ...]
+    scale: np.ndarray | None  #: 0 or 1/(1-p) for each entry
+
+
+class ReLU(Layer):
     """``max(x, 0)``; the gradient at exactly 0 is 0 (as in PyTorch).
 
     Shape
@@ -28,19 +40,20 @@ class ReLU(_Elementwise):
 
     default_name = "relu"
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check(x)
-        self._cache = x > 0
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        self._check_float(x)
+        self._cache = MaskCache(x > 0) if keeps(training, keep_for_backward) else None
         # maximum, not x * mask: -inf * False would be NaN.
         return np.maximum(x, x.dtype.type(0))
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        positive = self._saved()
+        positive, = self._saved()
         self._check_dy(dy, positive.shape)
         return dy * positive if input_grad else None
 
 
-class LeakyReLU(_Elementwise):
+class LeakyReLU(Layer):
     """``x`` where positive, ``negative_slope * x`` elsewhere.
 
     Shape
@@ -52,29 +65,27 @@ class LeakyReLU(_Elementwise):
 
     def __init__(self, negative_slope: float = 0.01) -> None:
         super().__init__()
-        if (isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float, np.number))
-                or not np.isfinite(float(negative_slope))):
-            raise ValueError(f"LeakyReLU: expected a finite negative_slope, received {negative_slope!r}")
-        self.negative_slope = float(negative_slope)
+        self.negative_slope = checks.real(negative_slope, "negative_slope", "LeakyReLU")
 
     def get_config(self) -> dict[str, Any]:
         return {"negative_slope": self.negative_slope}
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check(x)
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        self._check_float(x)
         positive = x > 0
-        self._cache = positive
+        self._cache = MaskCache(positive) if keeps(training, keep_for_backward) else None
         return np.where(positive, x, x * x.dtype.type(self.negative_slope))
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        positive = self._saved()
+        positive, = self._saved()
         self._check_dy(dy, positive.shape)
         if not input_grad:
             return None
         return np.where(positive, dy, dy * dy.dtype.type(self.negative_slope))
 
 
-class Tanh(_Elementwise):
+class Tanh(Layer):
     """Hyperbolic tangent; ``dx = dy * (1 - y**2)``.
 
     Shape
@@ -84,19 +95,20 @@ class Tanh(_Elementwise):
 
     default_name = "tanh"
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check(x)
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        self._check_float(x)
         y = np.tanh(x)
-        self._cache = y
+        self._cache = OutputCache(y) if keeps(training, keep_for_backward) else None
         return y
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        y = self._saved()
+        y, = self._saved()
         self._check_dy(dy, y.shape)
         return dy * (1 - y * y) if input_grad else None
 
 
-class Sigmoid(_Elementwise):
+class Sigmoid(Layer):
     """Logistic function, computed without overflow; ``dx = dy * y * (1 - y)``.
 
     Shape
@@ -106,21 +118,22 @@ class Sigmoid(_Elementwise):
 
     default_name = "sigmoid"
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check(x)
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        self._check_float(x)
         # exp of a non-positive number never overflows.
         e = np.exp(-np.abs(x))
         y = np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
-        self._cache = y
+        self._cache = OutputCache(y) if keeps(training, keep_for_backward) else None
         return y
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        y = self._saved()
+        y, = self._saved()
         self._check_dy(dy, y.shape)
         return dy * y * (1 - y) if input_grad else None
 
 
-class Dropout(_Elementwise):
+class Dropout(Layer):
     """Inverted dropout: zero each entry with probability ``p``, scale the rest by ``1/(1-p)``.
 
     The identity when ``training`` is False, so evaluation needs no rescaling.
@@ -129,7 +142,8 @@ class Dropout(_Elementwise):
     ----------
     p : float in [0, 1)
     rng : numpy Generator or int seed, optional
-        Source of the masks; pass one for reproducible training.
+        Source of the masks; pass one for reproducible training. The trainer
+        saves and restores its state with each checkpoint.
 
     Shape
     -----
@@ -140,32 +154,29 @@ class Dropout(_Elementwise):
 
     def __init__(self, p: float = 0.5, rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
-        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: expected p in [0, 1), received {p!r}")
-        self.p = float(p)
-        self.rng = rng_from(rng)
-        self._identity = False
+        self.p = checks.real(p, "p", "Dropout", minimum=0.0, maximum=1.0, strict_max=True)
+        self.rng = checks.rng_from(rng, "Dropout")
 
     def get_config(self) -> dict[str, Any]:
         return {"p": self.p}
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
-        self._check(x)
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
+        self._check_float(x)
+        keep = keeps(training, keep_for_backward)
         if not training or self.p == 0:
-            self._cache = x.shape
-            self._identity = True
+            self._cache = DropoutCache(x.shape, None) if keep else None
             return x
-        self._identity = False
-        keep = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64) >= self.p
-        scale = (keep / x.dtype.type(1 - self.p)).astype(x.dtype, copy=False)
-        self._cache = scale
+        # Drawn in the logical (C) order whatever the memory order, so the same
+        # seed gives the same mask for the same entries.
+        draws = self.rng.random(x.shape, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+        scale = ((draws >= self.p) / x.dtype.type(1 - self.p)).astype(x.dtype, copy=False)
+        self._cache = DropoutCache(x.shape, scale) if keep else None
         return x * scale
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        saved = self._saved()
-        if self._identity:
-            self._check_dy(dy, saved)
-            return dy if input_grad else None
-        scale = saved
-        self._check_dy(dy, scale.shape)
-        return dy * scale if input_grad else None
+        shape, scale = self._saved()
+        self._check_dy(dy, shape)
+        if not input_grad:
+            return None
+        return dy if scale is None else dy * scale

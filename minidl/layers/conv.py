@@ -11,19 +11,30 @@ table (as in LeNet-5's C3).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from minidl import checks
 from minidl import init as initializers
-from minidl.layers.base import Layer, float_dtype, pair, rng_from
+from minidl.layers.base import Layer, keeps
 from minidl.parameter import Parameter
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     """``floor((size + 2 * padding - kernel) / stride) + 1`` (PyTorch's formula)."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+class ConvCache(NamedTuple):
+    """What Conv2D.backward needs from forward."""
+
+    #: im2col matrix ``(groups, in_channels // groups * kh * kw, N * H_out * W_out)``:
+    #: row (c, m, n), column (image, i, j) holds ``x_padded[image, c, i*s + m, j*s + n]``.
+    cols: np.ndarray
+    #: the input's shape ``(N, C, H, W)``.
+    input_shape: tuple[int, int, int, int]
 
 
 class Conv2D(Layer):
@@ -69,50 +80,47 @@ class Conv2D(Layer):
                  rng: np.random.Generator | int | None = None) -> None:
         super().__init__()
         owner = f"Conv2D(in_channels={in_channels!r}, out_channels={out_channels!r})"
-        for arg, value in (("in_channels", in_channels), ("out_channels", out_channels),
-                           ("groups", groups)):
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{owner}: expected {arg} to be a positive int, received {value!r}")
-        self.in_channels, self.out_channels, self.groups = int(in_channels), int(out_channels), int(groups)
-        self.kernel_size = pair(kernel_size, "kernel_size", owner, 1)
-        self.stride = pair(stride, "stride", owner, 1)
-        self.padding = pair(padding, "padding", owner, 0)
-        if in_channels % groups or out_channels % groups:
+        self.in_channels = checks.integer(in_channels, "in_channels", owner, minimum=1)
+        self.out_channels = checks.integer(out_channels, "out_channels", owner, minimum=1)
+        self.groups = checks.integer(groups, "groups", owner, minimum=1)
+        self.kernel_size = checks.pair(kernel_size, "kernel_size", owner, 1)
+        self.stride = checks.pair(stride, "stride", owner, 1)
+        self.padding = checks.pair(padding, "padding", owner, 0)
+        if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(
                 f"{owner}: expected in_channels and out_channels divisible by groups={groups}, "
                 f"received in_channels={in_channels}, out_channels={out_channels}")
-        self.dtype = float_dtype(dtype, owner)
+        self.dtype = checks.float_dtype(dtype, owner)
         self.connections = self._check_connections(connections, owner)
         self.weight_init = weight_init
 
         kh, kw = self.kernel_size
-        shape = (out_channels, in_channels // groups, kh, kw)
+        shape = (self.out_channels, self.in_channels // self.groups, kh, kw)
         mask = None
         if self.connections is not None:
             mask = np.broadcast_to(self.connections[:, :, None, None], shape).copy()
         weight = initializers.get(weight_init)(
-            shape, rng=rng_from(rng), dtype=self.dtype, groups=groups, mask=self.connections)
-        self.weight = self.add_parameter("weight", Parameter(weight, "weight", mask=mask))
-        self.bias = (self.add_parameter("bias", Parameter(np.zeros(out_channels, self.dtype), "bias"))
-                     if bias else None)
+            shape, rng=checks.rng_from(rng, owner), dtype=self.dtype, groups=self.groups,
+            mask=self.connections)
+        self.weight = Parameter(weight, "weight", mask=mask)
+        self.bias = Parameter(np.zeros(self.out_channels, self.dtype), "bias") if bias else None
+        # A zero-bordered (C, N, H + 2 ph, W + 2 pw) buffer reused by every padded forward
+        # pass; only its interior is rewritten (np.pad would allocate and clear it each time).
+        self._padded: np.ndarray | None = None
 
     def _check_connections(self, connections: Any, owner: str) -> np.ndarray | None:
         if connections is None:
             return None
-        table = np.asarray(connections)
-        if table.dtype != bool and not (table.dtype.kind in "iu" and np.isin(table, (0, 1)).all()):
-            raise ValueError(f"{owner}: expected a boolean connection table, received dtype {table.dtype}")
-        table = table.astype(bool)
         if self.groups != 1:
-            raise ValueError(f"{owner}: expected groups=1 with a connection table, received groups={self.groups}")
-        expected = (self.out_channels, self.in_channels)
-        if table.shape != expected:
-            raise ValueError(f"{owner}: expected a connection table of shape {expected} "
-                             f"(out_channels, in_channels), received {table.shape}")
+            raise ValueError(f"{owner}: expected groups=1 with a connection table, "
+                             f"received groups={self.groups}")
+        table = checks.connection_table(connections, (self.out_channels, self.in_channels),
+                                        owner, axes="(out_channels, in_channels)")
         empty = np.flatnonzero(~table.any(axis=1))
         if empty.size:
-            raise ValueError(f"{owner}: expected every output map to read at least one input map, "
-                             f"received a connection table where output map(s) {empty.tolist()} read nothing")
+            raise ValueError(f"{owner}: expected every output map to read at least one input "
+                             f"map, received a connection table where output map(s) "
+                             f"{empty.tolist()} read nothing")
         return table
 
     def get_config(self) -> dict[str, Any]:
@@ -151,28 +159,28 @@ class Conv2D(Layer):
         w = self.weight.data
         return w if self.weight.mask is None else w * self.weight.mask
 
-    def forward(self, x: np.ndarray, training: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray, training: bool = True,
+                keep_for_backward: bool | None = None) -> np.ndarray:
         x = self._check_input(x)
         n, c, h, w = x.shape
         kh, kw = self.kernel_size
         sh, sw = self.stride
-        ph, pw = self.padding
-        ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        ho, wo = self._output_hw(h, w)
         g = self.groups
 
-        xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))) if ph or pw else x
+        xp = self._pad(x.transpose(1, 0, 2, 3))               # (C, N, H + 2ph, W + 2pw)
         windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
         # im2col, transposed: rows are (channel, m, n), columns are (image, i, j).
-        # Channel-major rows let each group be a contiguous block, and contiguous
-        # runs along j make the gather close to a memcpy.
-        cols = np.ascontiguousarray(windows.transpose(1, 4, 5, 0, 2, 3)).reshape(
+        # Channel-major rows make each group a contiguous block; channel-major
+        # columns make the product W @ cols the output in (C, N, H, W) memory order.
+        cols = np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(
             g, (c // g) * kh * kw, n * ho * wo)
         wmat = self._effective_weight().reshape(g, self.out_channels // g, -1)
-        out = np.matmul(wmat, cols).reshape(self.out_channels, n * ho * wo)
+        out = np.matmul(wmat, cols).reshape(self.out_channels, n, ho, wo)
         if self.bias is not None:
-            out += self.bias.data[:, None]
-        self._cache = (cols, x.shape)
-        return np.ascontiguousarray(out.reshape(self.out_channels, n, ho, wo).transpose(1, 0, 2, 3))
+            out += self.bias.data[:, None, None, None]
+        self._cache = ConvCache(cols, x.shape) if keeps(training, keep_for_backward) else None
+        return out.transpose(1, 0, 2, 3)                      # logical NCHW, no copy
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         cols, (n, c, h, w) = self._saved()
@@ -180,13 +188,15 @@ class Conv2D(Layer):
         sh, sw = self.stride
         ph, pw = self.padding
         g = self.groups
-        ho, wo = conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        ho, wo = self._output_hw(h, w)
         self._check_dy(dy, (n, self.out_channels, ho, wo))
 
-        dy_t = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(g, self.out_channels // g, -1)
+        # Free when dy is channel-major in memory (as a convolution's output is).
+        dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(
+            g, self.out_channels // g, n * ho * wo)
         if self.bias is not None:
-            self.bias.grad += dy_t.sum(axis=2).reshape(-1)
-        dw = np.matmul(dy_t, cols.transpose(0, 2, 1)).reshape(self.weight.shape)
+            self.bias.grad += dy_cm.sum(axis=2).reshape(-1)
+        dw = np.matmul(dy_cm, cols.transpose(0, 2, 1)).reshape(self.weight.shape)
         if self.weight.mask is not None:
             dw *= self.weight.mask
         self.weight.grad += dw
@@ -194,7 +204,7 @@ class Conv2D(Layer):
             return None
 
         wmat = self._effective_weight().reshape(g, self.out_channels // g, -1)
-        dcols = np.matmul(wmat.transpose(0, 2, 1), dy_t).reshape(c, kh, kw, n, ho, wo)
+        dcols = np.matmul(wmat.transpose(0, 2, 1), dy_cm).reshape(c, kh, kw, n, ho, wo)
         # Scatter the columns back: one vectorised slice-add per kernel offset,
         # which sums overlapping windows correctly without np.add.at.
         dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
@@ -202,14 +212,26 @@ class Conv2D(Layer):
             rows = slice(m, m + sh * (ho - 1) + 1, sh)
             for k in range(kw):
                 dxp[:, :, rows, k:k + sw * (wo - 1) + 1:sw] += dcols[:, m, k]
-        return np.ascontiguousarray(dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+        return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
+
+    def _output_hw(self, h: int, w: int) -> tuple[int, int]:
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        return conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+
+    def _pad(self, x_cm: np.ndarray) -> np.ndarray:
+        """``x_cm`` (C, N, H, W) with zero padding, in the reused buffer."""
+        ph, pw = self.padding
+        if not (ph or pw):
+            return x_cm
+        c, n, h, w = x_cm.shape
+        shape = (c, n, h + 2 * ph, w + 2 * pw)
+        if self._padded is None or self._padded.shape != shape or self._padded.dtype != x_cm.dtype:
+            self._padded = np.zeros(shape, x_cm.dtype)
+        self._padded[:, :, ph:ph + h, pw:pw + w] = x_cm
+        return self._padded
 
     def _check_input(self, x: Any) -> np.ndarray:
-        c = self.in_channels
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.shape[1] != c:
-            got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
-            raise ValueError(f"{self.label()}: expected input of shape (N, {c}, H, W), received {got}")
-        self._check_float(x, self.dtype)
+        x = self._check_images(x, self.in_channels, self.dtype)
         kh, kw = self.kernel_size
         ph, pw = self.padding
         hp, wp = x.shape[2] + 2 * ph, x.shape[3] + 2 * pw
@@ -218,6 +240,4 @@ class Conv2D(Layer):
                 f"{self.label()}: expected input at least {kh}x{kw} after padding {self.padding} "
                 f"(kernel_size {self.kernel_size}), received {x.shape[2]}x{x.shape[3]} "
                 f"({hp}x{wp} after padding)")
-        if x.shape[0] == 0:
-            raise ValueError(f"{self.label()}: expected a batch of at least one image, received {x.shape}")
         return x

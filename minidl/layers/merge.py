@@ -5,14 +5,27 @@ They take a *list* of inputs and return a list of input gradients.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from minidl.layers.base import Layer
+from minidl.layers.base import Layer, keeps
+
+
+class AddCache(NamedTuple):
+    count: int                   #: number of inputs
+    shape: tuple[int, ...]       #: their (common) shape
+
+
+class ConcatCache(NamedTuple):
+    axis: int                    #: the (non-negative) axis joined along
+    splits: np.ndarray           #: where each input ends along it, but the last
+    shape: tuple[int, ...]       #: the output's shape
 
 
 class _Merge(Layer):
+    """Base of the joins; its name starts with ``_`` so no description can name it."""
+
     #: Graph nodes with several inputs need a layer that takes a list.
     takes_list = True
 
@@ -36,14 +49,15 @@ class Add(_Merge):
 
     default_name = "add"
 
-    def forward(self, xs: Sequence[np.ndarray], training: bool = True) -> np.ndarray:  # type: ignore[override]
+    def forward(self, xs: Sequence[np.ndarray], training: bool = True,  # type: ignore[override]
+                keep_for_backward: bool | None = None) -> np.ndarray:
         xs = self._check_inputs(xs)
         shapes = [x.shape for x in xs]
         if len(set(shapes)) != 1:
             raise ValueError(f"{self.label()}: expected inputs of one shape, received {shapes}")
-        self._cache = (len(xs), shapes[0])
-        out = xs[0].copy()
-        for x in xs[1:]:
+        self._cache = AddCache(len(xs), shapes[0]) if keeps(training, keep_for_backward) else None
+        out = xs[0] + xs[1]
+        for x in xs[2:]:
             out += x
         return out
 
@@ -66,14 +80,15 @@ class Concat(_Merge):
 
     def __init__(self, axis: int = 1) -> None:
         super().__init__()
-        if not isinstance(axis, int) or axis == 0:
+        if not isinstance(axis, int) or isinstance(axis, bool) or axis == 0:
             raise ValueError(f"Concat: expected a non-batch axis (an int other than 0), received {axis!r}")
         self.axis = axis
 
     def get_config(self) -> dict[str, Any]:
         return {"axis": self.axis}
 
-    def forward(self, xs: Sequence[np.ndarray], training: bool = True) -> np.ndarray:  # type: ignore[override]
+    def forward(self, xs: Sequence[np.ndarray], training: bool = True,  # type: ignore[override]
+                keep_for_backward: bool | None = None) -> np.ndarray:
         xs = self._check_inputs(xs)
         ndims = {x.ndim for x in xs}
         if len(ndims) != 1 or not -xs[0].ndim <= self.axis < xs[0].ndim:
@@ -86,7 +101,8 @@ class Concat(_Merge):
                              f"received {[x.shape for x in xs]}")
         sizes = [x.shape[axis] for x in xs]
         out = np.concatenate(xs, axis=axis)
-        self._cache = (axis, np.cumsum(sizes)[:-1], out.shape)
+        self._cache = (ConcatCache(axis, np.cumsum(sizes)[:-1], out.shape)
+                       if keeps(training, keep_for_backward) else None)
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> list[np.ndarray] | None:  # type: ignore[override]

@@ -100,18 +100,16 @@ def _run_layer(layer: Layer, xs: list[np.ndarray], keys: list[str], name: str,
 def _run_container(model: Layer, x: np.ndarray, key: str, prefix: str,
                    records: list[LayerRecord]) -> tuple[np.ndarray, str]:
     if isinstance(model, Sequential):
-        for name, layer in model.named_layers():
+        for name, layer in model.named_children():
             x, key = _run_layer(layer, [x], [key], prefix + name, records)
         return x, key
-    # A Graph: its public description gives each node's inputs and the output node.
-    config = model.get_config()
-    inputs = {node["name"]: node["inputs"] for node in config["nodes"]}
+    # A Graph: its public wiring gives each node's inputs and the output node.
     values: dict[str, tuple[np.ndarray, str]] = {model.input_name: (x, key)}
-    for name, layer in model.named_layers():
-        args = [values[i] for i in inputs[name]]
-        values[name] = _run_layer(layer, [a for a, _ in args], [k for _, k in args],
-                                  prefix + name, records)
-    return values[config["output"]]
+    for node in model.nodes:
+        args = [values[i] for i in node.inputs]
+        values[node.name] = _run_layer(node.layer, [a for a, _ in args], [k for _, k in args],
+                                       prefix + node.name, records)
+    return values[model.output]
 
 
 def _batch_of_one(model: Layer, image: Any) -> np.ndarray:

@@ -34,10 +34,11 @@ border colour.
 from __future__ import annotations
 
 import math
-import operator
 from typing import Sequence
 
 import numpy as np
+
+from minidl import checks
 
 __all__ = ["kernel_grid", "channel_grid", "image_grid", "EMPTY_COLOR", "CROSS_COLOR"]
 
@@ -51,18 +52,6 @@ _MID_GREY = 127.5  # rounds to 128
 
 
 # ----------------------------------------------------------------- validation
-def _positive_int(name: str, value: object, minimum: int) -> int:
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        number = operator.index(value)
-    except TypeError:
-        raise ValueError(f"expected an integer {name} >= {minimum}, received {value!r}") from None
-    if number < minimum:
-        raise ValueError(f"expected an integer {name} >= {minimum}, received {number}")
-    return number
-
-
 def _color(value: object, channels: int, name: str) -> np.ndarray:
     """A colour as uint8: shape () for grayscale, (3,) for RGB (an int means grey)."""
     arr = np.asarray(value)
@@ -190,9 +179,9 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
             f"kernel_grid: expected a weight with 1 (grayscale) or 3 (RGB) input channels, "
             f"received {in_ch} input channels in shape {w.shape}; use channel_grid to draw "
             f"each (output, input) slice as its own tile")
-    scale = _positive_int("scale", scale, 1)
-    border = _positive_int("border", border, 0)
-    ncols = _default_ncols(out) if ncols is None else _positive_int("ncols", ncols, 1)
+    scale = checks.integer(scale, "scale", "kernel_grid", minimum=1)
+    border = checks.integer(border, "border", "kernel_grid", minimum=0)
+    ncols = _default_ncols(out) if ncols is None else checks.integer(ncols, "ncols", "kernel_grid", minimum=1)
     tiles = w[:, 0] if in_ch == 1 else w.transpose(0, 2, 3, 1)  # (out, kh, kw[, 3])
     pixels = _minmax_each(tiles) if per_tile else _symmetric(tiles, tiles)
     background = _color(border_color, in_ch, "border_color")
@@ -200,18 +189,6 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
 
 
 # --------------------------------------------------------------- channel_grid
-def _connection_table(value: object, shape: tuple[int, int], what: str) -> np.ndarray:
-    table = np.asarray(value)
-    if table.shape != shape:
-        raise ValueError(f"channel_grid: expected {what} of shape {shape}, received {table.shape}")
-    if table.dtype != bool:
-        if table.dtype.kind not in "iuf" or not np.isin(table, (0, 1)).all():
-            raise ValueError(
-                f"channel_grid: expected {what} of booleans (or 0/1), received dtype {table.dtype}")
-        table = table.astype(bool)
-    return table
-
-
 def _ungroup(array: np.ndarray, groups: int) -> np.ndarray:
     """Spread ``(out, in/groups, ...)`` onto ``(out, in, ...)`` at the true input columns.
 
@@ -287,9 +264,9 @@ def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, g
     np.ndarray of uint8
     """
     w, mask = _conv_weight(weight, "channel_grid")
-    groups = _positive_int("groups", groups, 1)
-    scale = _positive_int("scale", scale, 1)
-    border = _positive_int("border", border, 0)
+    groups = checks.integer(groups, "groups", "channel_grid", minimum=1)
+    scale = checks.integer(scale, "scale", "channel_grid", minimum=1)
+    border = checks.integer(border, "border", "channel_grid", minimum=0)
     out, per_group, kh, kw = w.shape
     if out % groups:
         raise ValueError(
@@ -298,9 +275,10 @@ def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, g
     in_ch = per_group * groups
     table = _ungroup(np.ones((out, per_group), bool), groups)
     if connections is not None:
-        table &= _connection_table(connections, (out, in_ch), "connections")
+        table &= checks.connection_table(connections, (out, in_ch), "channel_grid",
+                                          axes="(out_channels, in_channels)")
     elif mask is not None:
-        mask = _connection_table(mask, w.shape, "the Parameter's mask")
+        mask = checks.connection_table(mask, w.shape, "channel_grid", "Parameter mask")
         table &= _ungroup(mask.any(axis=(2, 3)), groups)
     slices = _ungroup(w, groups).reshape(out * in_ch, kh, kw)
     connected = table.reshape(-1)
@@ -351,9 +329,9 @@ def image_grid(images: np.ndarray, *, ncols: int | None = None, scale: int = 1, 
     if normalize not in ("per_image", "global", None):
         raise ValueError(
             f"image_grid: expected normalize 'per_image', 'global' or None, received {normalize!r}")
-    scale = _positive_int("scale", scale, 1)
-    border = _positive_int("border", border, 0)
-    ncols = _default_ncols(len(arr)) if ncols is None else _positive_int("ncols", ncols, 1)
+    scale = checks.integer(scale, "scale", "image_grid", minimum=1)
+    border = checks.integer(border, "border", "image_grid", minimum=0)
+    ncols = _default_ncols(len(arr)) if ncols is None else checks.integer(ncols, "ncols", "image_grid", minimum=1)
     if normalize is None and arr.dtype == np.uint8:
         pixels = arr
     else:

@@ -222,19 +222,10 @@ def _plural(count: int, noun: str) -> str:
     return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
-def _leaves(model: Layer, prefix: str = "") -> list[tuple[str, Layer]]:
-    """Every non-container layer with its dotted name, in forward order (shared ones once)."""
-    if not isinstance(model, (Sequential, Graph)):
-        return [(prefix.rstrip(".") or model.name or model.default_name, model)]
-    out: list[tuple[str, Layer]] = []
-    for name, layer in model.named_layers():
-        out.extend(_leaves(layer, f"{prefix}{name}."))
-    unique, seen = [], set()
-    for name, layer in out:
-        if id(layer) not in seen:  # a layer shared by two Graph nodes is drawn once
-            seen.add(id(layer))
-            unique.append((name, layer))
-    return unique
+def _leaves(model: Layer) -> list[tuple[str, Layer]]:
+    """Every layer without sublayers, with its dotted name, in the walk's order."""
+    return [(name or model.name or model.default_name, layer)
+            for name, layer in model.named_modules() if next(layer.named_children(), None) is None]
 
 
 def _connected_pairs(conv: Conv2D) -> tuple[int, int, int]:
