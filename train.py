@@ -1,395 +1,338 @@
 #!/usr/bin/env python
-"""Train a LeNet on MNIST with minidl, evaluate it, checkpoint it, draw what it learned.
+"""Train a model with minidl, evaluate it, checkpoint it, draw what it learned.
 
-    python train.py                       # the default run (see --help)
-    python train.py --epochs 1 --limit-train 5000
+    python train.py                                   # LeNet on MNIST (see --help)
+    python train.py --dataset cifar10 --data-dir D    # D/cifar10/cifar-10-batches-bin/
     python train.py --resume runs/lenet-20261121-101500
     python train.py --eval runs/lenet-20261121-101500/checkpoint.npz
 
-The run directory holds checkpoint.npz (the state after the last completed
-epoch, or at the moment of a Ctrl-C: always resumable), metrics.csv, args.json,
-predictions.npz (test-set predictions and sample digits, for the report) and
-the figures.
+A thin command line over minidl.training: it picks the dataset (datasets/),
+the model and its recipe (models/), checks every argument with minidl's own
+checks before anything is loaded or written, and hands the run to a Trainer.
+Every error a user can cause ends in one line on stderr and a non-zero exit
+status: 2 for bad input, 1 when training stops on a non-finite loss or the
+report cannot be drawn, 130 on Ctrl-C (after saving a resumable checkpoint).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import io as _io
-import json
 import math
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, NoReturn, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from datasets import MNISTError, load_mnist
-from minidl import io
-from minidl.atomic import atomic_open, atomic_write_bytes
-from minidl.data import batch_indices, images_to_tensor, random_shift
-from minidl.layers import Dropout
-from minidl.losses import SoftmaxCrossEntropy, softmax
+from datasets import DATASETS, DatasetError, load_dataset
+from minidl import checks, io, rundir
+from minidl.data import Augmentation
+from minidl.losses import SoftmaxCrossEntropy
 from minidl.optim import SGD, Adam, AdamW
+from minidl.rundir import InputSpec, RunDirError
 from minidl.schedules import CosineLR
-from models import MODELS
+from minidl.training import Callback, Trainer, TrainingInterrupted, TrainingStopped, evaluate
+from models import DEFAULT_MODELS, MODELS
 
-# Pixel statistics of the MNIST training set (after scaling to [0, 1]).
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
-METRIC_COLUMNS = ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds"]
+PROG = "train.py"
 OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW}
-DEFAULT_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
-# The fields of the arguments that define a run (what --resume restores).
-RUN_FIELDS = ["model", "epochs", "batch_size", "optimizer", "lr", "momentum", "weight_decay",
-              "warmup_epochs", "shift", "label_smoothing", "seed", "limit_train"]
+#: The settings that define a run: stored in it, restored by --resume.
+RUN_FIELDS = ("dataset", "model", "epochs", "batch_size", "optimizer", "lr", "momentum",
+              "weight_decay", "warmup_epochs", "shift", "flip", "label_smoothing", "seed",
+              "val_split", "limit_train")
+EXIT_STOPPED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 1, 2, 130
 
 
-class TrainingStopped(Exception):
-    """The run cannot continue (a NaN loss); the message says why and what was kept."""
+class UsageError(ValueError):
+    """A bad command line; the message is the one line the user sees."""
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="train.py", description="Train a LeNet on MNIST with minidl (NumPy, hand-written backward passes).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", choices=sorted(MODELS), default="lenet",
-                        help="lenet: modern LeNet (ReLU, max pooling); lenet5: the 1998 network with "
-                             "its C3 connection table; lenet-caffe: the wider 20/50/500 variant")
-    parser.add_argument("--epochs", type=int, default=12, help="passes over the training set")
-    parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
-    parser.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
-                        help="sgd is SGD with Nesterov momentum")
-    parser.add_argument("--lr", type=float, default=None,
-                        help="peak learning rate (default: 0.05 for sgd, 0.002 for adam/adamw); "
-                             "it warms up linearly, then follows a cosine to 0")
-    parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
-    parser.add_argument("--weight-decay", type=float, default=5e-4, help="L2 penalty (decoupled for adamw)")
-    parser.add_argument("--warmup-epochs", type=float, default=0.5, help="linear warm-up length")
-    parser.add_argument("--shift", type=int, default=2,
-                        help="augmentation: shift each training digit by up to this many pixels (0: off)")
-    parser.add_argument("--label-smoothing", type=float, default=0.0, help="softmax cross-entropy smoothing")
-    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same numbers")
-    parser.add_argument("--data-dir", default=None,
-                        help="directory holding mnist/ (default: $MINIDL_DATA, else ~/.cache/minidl); "
-                             "MNIST is downloaded there when missing")
-    parser.add_argument("--out", default=None, help="run directory (default: runs/<model>-<date>-<time>)")
-    parser.add_argument("--resume", metavar="RUN", default=None,
-                        help="continue a run from its directory or checkpoint.npz (its own settings apply)")
-    parser.add_argument("--eval", metavar="CHECKPOINT", default=None,
-                        help="only evaluate a checkpoint on the test set and exit")
-    parser.add_argument("--limit-train", type=int, default=None, metavar="N",
-                        help="train on the first N training images only (quick runs)")
-    parser.add_argument("--no-figures", action="store_true", help="skip drawing the figures at the end")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse prints the usage and the message on two lines; one line is enough.
+        self.exit(EXIT_BAD_INPUT, f"{PROG}: {message} (see python {PROG} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    models = ", ".join(f"{name} ({entry.dataset}: {entry.description})"
+                       for name, entry in MODELS.items())
+    parser = _Parser(
+        prog=PROG, description="Train a model with minidl (NumPy, hand-written backward passes). "
+        "Settings left out take the model's recipe (models/__init__.py).")
+    add = parser.add_argument
+    add("--dataset", choices=sorted(DATASETS), default=None,
+        help="default: the dataset of --model, else mnist. "
+             + "; ".join(f"{name}: {entry.description}" for name, entry in DATASETS.items()))
+    add("--model", choices=sorted(MODELS), default=None,
+        help=f"default: {', '.join(f'{m} for {d}' for d, m in DEFAULT_MODELS.items())}. {models}")
+    add("--epochs", type=int, help="passes over the training set (recipe: 12 for LeNet)")
+    add("--batch-size", type=int, help="images per training step (recipe: 64 for LeNet)")
+    add("--optimizer", choices=sorted(OPTIMIZERS), default="sgd",
+        help="sgd is SGD with Nesterov momentum (default: sgd)")
+    add("--lr", type=float, help="peak learning rate (recipe: per model and optimizer, e.g. 0.05 "
+                                 "for LeNet with sgd); linear warm-up, then a cosine to 0")
+    add("--momentum", type=float, help="SGD momentum (recipe: 0.9)")
+    add("--weight-decay", type=float, help="L2 penalty, decoupled for adamw (recipe: 5e-4)")
+    add("--warmup-epochs", type=float, help="length of the linear warm-up (recipe: 0.5)")
+    add("--shift", type=int, help="augmentation: shift each training image by up to this many "
+                                  "pixels, 0 for none (recipe: 2 for MNIST)")
+    add("--flip", action=argparse.BooleanOptionalAction, default=None,
+        help="augmentation: mirror training images left-right at random (recipe: off for digits)")
+    add("--label-smoothing", type=float, default=0.0, help="softmax cross-entropy smoothing "
+                                                           "(default: 0)")
+    add("--seed", type=int, default=0, help="the same seed gives the same numbers (default: 0)")
+    add("--val-split", type=int, metavar="N",
+        help="hold out the last N training images for validation (default: the dataset's: 0 for "
+             "MNIST, 10000 = data_batch_5 for CIFAR-10)")
+    add("--limit-train", type=int, metavar="N", help="train on the first N training images only")
+    add("--data-dir", metavar="DIR", help="directory holding <dataset>/ (default: $MINIDL_DATA, "
+        "else the MNIST copy in datasets/embedded, else ~/.cache/minidl, downloading when missing)")
+    add("--out", metavar="DIR", help="run directory, new or empty "
+                                     "(default: runs/<model>-<date>-<time>)")
+    add("--resume", metavar="RUN", help="continue a run from its directory or checkpoint "
+                                        "(with its own settings)")
+    add("--eval", metavar="CHECKPOINT", help="only evaluate a checkpoint and exit")
+    add("--no-figures", action="store_true", help="skip the report at the end")
+    add("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
     # Which options were typed, so --resume can refuse settings it would otherwise ignore.
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     args.explicit = vars(parser.parse_args(argv))
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')}: expected a positive integer, received {getattr(args, name)}")
-    if args.limit_train is not None and args.limit_train < 1:
-        parser.error(f"--limit-train: expected a positive integer, received {args.limit_train}")
-    if args.lr is None:
-        args.lr = DEFAULT_LR[args.optimizer]
-    if not (args.lr > 0 and math.isfinite(args.lr)):
-        parser.error(f"--lr: expected a positive finite number, received {args.lr}")
     return args
 
 
-# -- data ---------------------------------------------------------------------
+# ============================================================== the settings
+def settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings: typed options, then the model's recipe; each value checked."""
+    dataset, model = args.dataset, args.model
+    if model is not None and dataset is not None and MODELS[model].dataset != dataset:
+        fitting = [m for m, e in MODELS.items() if e.dataset == dataset]
+        raise UsageError(f"--model: expected a model for {dataset} ({', '.join(fitting)}), "
+                         f"received {model} (a {MODELS[model].dataset} model)")
+    if model is None:
+        dataset = dataset or "mnist"
+        if dataset not in DEFAULT_MODELS:
+            raise UsageError(f"--model: expected a model for {dataset}, received none")
+        model = DEFAULT_MODELS[dataset]
+    dataset = MODELS[model].dataset
+    recipe = MODELS[model].recipe
 
-def input_spec(model_name: str) -> dict[str, float]:
-    """How raw digits become model inputs; stored in the checkpoint for evaluation and drawing."""
-    return {"mean": MNIST_MEAN, "std": MNIST_STD, "pad": 2 if model_name == "lenet5" else 0}
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return default if value is None else value
+
+    lr = pick("lr", recipe.lr.get(args.optimizer))
+    settings = {
+        "dataset": dataset, "model": model,
+        "epochs": checks.integer(pick("epochs", recipe.epochs), "epochs", "--epochs", minimum=1),
+        "batch_size": checks.integer(pick("batch_size", recipe.batch_size), "batch_size",
+                                     "--batch-size", minimum=1),
+        "optimizer": args.optimizer,
+        "lr": checks.real(lr, "lr", "--lr", minimum=0.0, strict_min=True),
+        "momentum": checks.real(pick("momentum", recipe.momentum), "momentum", "--momentum",
+                                minimum=0.0, maximum=1.0, strict_max=True),
+        "weight_decay": checks.real(pick("weight_decay", recipe.weight_decay), "weight_decay",
+                                    "--weight-decay", minimum=0.0),
+        "warmup_epochs": checks.real(pick("warmup_epochs", recipe.warmup_epochs),
+                                     "warmup_epochs", "--warmup-epochs", minimum=0.0),
+        "shift": checks.integer(pick("shift", recipe.shift), "shift", "--shift", minimum=0),
+        "flip": pick("flip", recipe.flip),
+        "label_smoothing": checks.real(args.label_smoothing, "label_smoothing",
+                                       "--label-smoothing", minimum=0.0, maximum=1.0,
+                                       strict_max=True),
+        "seed": checks.integer(args.seed, "seed", "--seed", minimum=0),
+        "val_split": (None if args.val_split is None else
+                      checks.integer(args.val_split, "val_split", "--val-split", minimum=0)),
+        "limit_train": (None if args.limit_train is None else
+                        checks.integer(args.limit_train, "limit_train", "--limit-train",
+                                       minimum=1)),
+    }
+    if settings["warmup_epochs"] >= settings["epochs"]:
+        raise UsageError(f"--warmup-epochs: expected fewer warm-up epochs than --epochs "
+                         f"({settings['epochs']}), received {settings['warmup_epochs']:g}")
+    return settings
 
 
-def prepare(images: np.ndarray, spec: dict[str, float]) -> np.ndarray:
-    return images_to_tensor(images, spec["mean"], spec["std"], int(spec["pad"]))
+def settings_from_run(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    """The settings a run was started with; refuses typed options that would change them."""
+    path = rundir.checkpoint_path(args.resume)
+    state = rundir.read_state(path)
+    saved = state.settings
+    missing = [k for k in RUN_FIELDS if k not in saved]
+    if missing:
+        raise RunDirError(f"{path}: expected the run's settings {', '.join(missing)} in its "
+                          f"metadata (key 'settings'), received none: was it written by "
+                          f"{PROG}?")
+    flags = {"batch_size": "batch-size", "weight_decay": "weight-decay",
+             "warmup_epochs": "warmup-epochs", "label_smoothing": "label-smoothing",
+             "val_split": "val-split", "limit_train": "limit-train"}
+    clashes = [f"--{flags.get(name, name)} {args.explicit[name]} (the run has {saved[name]})"
+               for name in RUN_FIELDS if name in args.explicit
+               and args.explicit[name] != saved[name]]
+    if clashes:
+        raise UsageError(f"--resume continues a run with its own settings; received "
+                         f"{', '.join(clashes)}. Start a new run to change them.")
+    if saved["model"] not in MODELS:
+        raise RunDirError(f"{path}: expected a model among {', '.join(MODELS)}, "
+                          f"received {saved['model']!r}")
+    return {k: saved[k] for k in RUN_FIELDS}, path.parent
 
 
-def load_data(data_dir: str | None, quiet: bool) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    try:
-        return load_mnist(data_dir, progress=not quiet)
-    except MNISTError as error:
-        raise SystemExit(f"train.py: cannot load MNIST: {error}") from None
+def check_out(out: Path) -> None:
+    """Refuse a run directory that would overwrite something or cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out: expected a directory, received {out}, an existing file")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"--out: expected a path where a directory can be made, "
+                                 f"received {out}, inside the file {parent}")
+            break
+    if out.is_dir() and any(out.iterdir()):
+        hint = (f"; continue it with --resume {out}" if (out / rundir.CHECKPOINT).exists()
+                else "")
+        raise UsageError(f"--out: expected a new or empty directory, received {out}, which "
+                         f"already holds files{hint}")
 
 
-# -- evaluation ---------------------------------------------------------------
-
-def evaluate(model: Any, x: np.ndarray, y: np.ndarray, batch_size: int = 1000,
-             quiet: bool = False, desc: str = "eval") -> tuple[float, float, np.ndarray, np.ndarray]:
-    """Mean loss, accuracy, predicted labels and softmax probabilities over ``x``."""
-    loss = SoftmaxCrossEntropy()
-    total, predictions, probabilities = 0.0, [], []
-    for index in tqdm(batch_indices(len(x), batch_size), desc=desc, leave=False, disable=quiet,
-                      unit="batch", dynamic_ncols=True):
-        logits = model.forward(x[index], training=False)
-        total += loss.forward(logits, y[index]) * len(index)
-        predictions.append(logits.argmax(axis=1))
-        probabilities.append(softmax(logits).astype(np.float32, copy=False))
-    predicted = np.concatenate(predictions)
-    return total / len(x), float((predicted == y).mean()), predicted, np.concatenate(probabilities)
-
-
-# -- the run ------------------------------------------------------------------
-
-def build(args: argparse.Namespace, steps_per_epoch: int) -> tuple[Any, Any, CosineLR]:
-    model = MODELS[args.model](rng=np.random.default_rng([args.seed, 0]))
+# ==================================================================== the run
+def build(settings: dict[str, Any], steps_per_epoch: int) -> tuple[Any, Any, CosineLR]:
+    """The model, its optimizer and the learning-rate schedule of a run."""
+    model = MODELS[settings["model"]].build(rng=np.random.default_rng([settings["seed"], 0]))
     params = model.parameters()
-    if args.optimizer == "sgd":
-        optimizer = SGD(params, lr=args.lr, momentum=args.momentum, nesterov=args.momentum > 0,
-                        weight_decay=args.weight_decay)
+    if settings["optimizer"] == "sgd":
+        optimizer = SGD(params, lr=settings["lr"], momentum=settings["momentum"],
+                        nesterov=settings["momentum"] > 0, weight_decay=settings["weight_decay"])
     else:
-        optimizer = OPTIMIZERS[args.optimizer](params, lr=args.lr, weight_decay=args.weight_decay)
-    total = args.epochs * steps_per_epoch
-    warmup = min(int(args.warmup_epochs * steps_per_epoch), total - 1)
-    schedule = CosineLR(optimizer, total_steps=total, warmup_steps=warmup)
-    return model, optimizer, schedule
+        optimizer = OPTIMIZERS[settings["optimizer"]](params, lr=settings["lr"],
+                                                      weight_decay=settings["weight_decay"])
+    total = settings["epochs"] * steps_per_epoch
+    warmup = min(int(settings["warmup_epochs"] * steps_per_epoch), total - 1)
+    return model, optimizer, CosineLR(optimizer, total_steps=total, warmup_steps=warmup)
 
 
-def dropout_states(model: Any) -> list[dict[str, Any]]:
-    return [layer.rng.bit_generator.state for layer in _layers(model) if isinstance(layer, Dropout)]
+def input_spec(settings: dict[str, Any], dataset: Any) -> InputSpec:
+    return InputSpec(dataset.image_shape, dataset.mean, dataset.std, dataset.class_names,
+                     pad=MODELS[settings["model"]].recipe.pad)
 
 
-def set_dropout_states(model: Any, states: list[dict[str, Any]]) -> None:
-    for layer, state in zip([l for l in _layers(model) if isinstance(l, Dropout)], states):
-        layer.rng.bit_generator.state = state
-
-
-def _layers(model: Any) -> list[Any]:
-    return model.modules()
-
-
-def write_metrics(path: Path, rows: list[dict[str, float]]) -> None:
-    buffer = _io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in METRIC_COLUMNS})
-    _write_text(path, buffer.getvalue())
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def save_predictions(path: Path, x_test_raw: np.ndarray, y_test: np.ndarray, predicted: np.ndarray,
-                     probabilities: np.ndarray) -> None:
-    """What the report needs from the data, so drawing needs neither models/ nor datasets/."""
-    samples = np.concatenate([np.flatnonzero(y_test == digit)[:2] for digit in range(10)])
-    wrong = np.flatnonzero(predicted != y_test)[:100]
-    with atomic_open(path) as handle:
-        np.savez_compressed(handle, test_labels=y_test.astype(np.uint8), test_predictions=predicted.astype(np.uint8),
-                            test_probabilities=probabilities.astype(np.float32),
-                            sample_index=samples, sample_images=x_test_raw[samples],
-                            misclassified_index=wrong, misclassified_images=x_test_raw[wrong])
-
-
-class InterruptFlag:
-    """Turn the first Ctrl-C into a request the training loop honours between steps.
-
-    Stopping between steps means the saved checkpoint is exactly the state after
-    a whole number of steps, so a resumed run reproduces an uninterrupted one.
-    A second Ctrl-C interrupts at once.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> "InterruptFlag":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def default_out(model: str) -> Path:
-    return Path("runs") / f"{model}-{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def run(args: argparse.Namespace, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """Train (or resume) and return the run directory.
-
-    ``on_step(epoch, step)`` is called after every optimizer step (tests use it to
-    simulate an interruption).
-    """
-    resume_meta: dict[str, Any] | None = None
+def run(args: argparse.Namespace, callbacks: Sequence[Callback] = ()) -> Path:
+    """Train (or resume) and return the run directory."""
     if args.resume:
-        checkpoint_path = Path(args.resume)
-        if checkpoint_path.is_dir():
-            checkpoint_path = checkpoint_path / "checkpoint.npz"
-        resume_meta = io.read_meta(checkpoint_path)["meta"]
-        saved = resume_meta["args"]
-        clashes = [f"--{name.replace('_', '-')} {args.explicit[name]} (the run has {saved[name]})"
-                   for name in RUN_FIELDS if name in getattr(args, "explicit", {})
-                   and args.explicit[name] != saved[name]]
-        if clashes:
-            raise SystemExit(f"train.py: --resume continues a run with its own settings; "
-                             f"received {', '.join(clashes)}. Start a new run to change them.")
-        for name in RUN_FIELDS:
-            setattr(args, name, saved[name])
-        out = checkpoint_path.parent
+        settings, out = settings_from_run(args)
     else:
-        out = Path(args.out) if args.out else default_out(args.model)
-        if (out / "checkpoint.npz").exists():
-            raise SystemExit(f"train.py: {out} already holds a run; use --resume {out} or another --out")
+        settings = settings_from_args(args)
+        out = Path(args.out) if args.out else Path("runs") / (
+            f"{settings['model']}-{time.strftime('%Y%m%d-%H%M%S')}")
+        check_out(out)
 
-    (x_train_raw, y_train), (x_test_raw, y_test) = load_data(args.data_dir, args.quiet)
-    out.mkdir(parents=True, exist_ok=True)  # only once there is something to train on
-    if args.limit_train:
-        x_train_raw, y_train = x_train_raw[:args.limit_train], y_train[:args.limit_train]
-    spec = input_spec(args.model)
-    x_train, x_test = prepare(x_train_raw, spec), prepare(x_test_raw, spec)
-    fill = -spec["mean"] / spec["std"]
-    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
+    dataset = load_dataset(settings["dataset"], args.data_dir, progress=not args.quiet)
+    for note in dataset.notes:
+        print(f"note: {note}")
+    if settings["val_split"] is None:
+        settings["val_split"] = dataset.default_val_split
+    n = len(dataset.train_images)
+    checks.integer(settings["val_split"], "val_split", "--val-split", minimum=0, maximum=n - 1)
+    train, val = dataset.holdout(settings["val_split"])
+    if settings["limit_train"]:
+        train = (train[0][:settings["limit_train"]], train[1][:settings["limit_train"]])
+    test = None if dataset.test_images is None else (dataset.test_images, dataset.test_labels)
 
-    model, optimizer, schedule = build(args, steps_per_epoch)
-    loss_fn = SoftmaxCrossEntropy(label_smoothing=args.label_smoothing)
-    rows: list[dict[str, float]] = []
-    epoch, start_step = 0, 0
-    sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-    if resume_meta is not None:
-        io.load(checkpoint_path, model, optimizer)
-        schedule.load_state_dict(resume_meta["schedule"])
-        set_dropout_states(model, resume_meta["dropout_rng"])
-        rows = resume_meta["metrics"]
-        epoch, start_step = resume_meta["epoch"], resume_meta["step"]
-        sums = resume_meta["sums"]
-        print(f"resuming {out} at epoch {epoch + 1}, step {start_step}/{steps_per_epoch}")
-    run_args = {name: getattr(args, name) for name in RUN_FIELDS}
-    _write_text(out / "args.json", json.dumps(run_args, indent=2) + "\n")
-
-    def checkpoint(at_epoch: int, at_step: int, partial: dict[str, float]) -> None:
-        io.save(out / "checkpoint.npz", model, optimizer, meta={
-            "args": run_args, "input": spec, "epoch": at_epoch, "step": at_step, "sums": partial,
-            "metrics": rows, "schedule": schedule.state_dict(), "dropout_rng": dropout_states(model),
-            "classes": list(range(10))})
-
+    steps = math.ceil(len(train[0]) / settings["batch_size"])
+    model, optimizer, schedule = build(settings, steps)
+    spec = input_spec(settings, dataset)
+    augment = (Augmentation(settings["shift"], settings["flip"], spec.fill)
+               if settings["shift"] or settings["flip"] else None)
+    trainer = Trainer(model, optimizer, epochs=settings["epochs"],
+                      batch_size=settings["batch_size"], schedule=schedule, seed=settings["seed"],
+                      input_spec=spec, augment=augment, run_dir=out, settings=settings,
+                      callbacks=callbacks, progress=not args.quiet,
+                      loss=SoftmaxCrossEntropy(label_smoothing=settings["label_smoothing"]))
     if not args.quiet:
-        print(f"{args.model}: {model.num_parameters():,} parameters; {len(x_train):,} training images, "
-              f"{args.epochs} epochs of {steps_per_epoch} steps; run directory {out}")
-    with InterruptFlag() as interrupt:
-        while epoch < args.epochs:
-            # Each epoch's order and each batch's shifts come from generators derived
-            # from (seed, epoch[, step]): a resumed run redraws exactly the same ones.
-            batches = batch_indices(len(x_train), args.batch_size, np.random.default_rng([args.seed, 1, epoch]))
-            bar = tqdm(total=steps_per_epoch, initial=start_step, desc=f"epoch {epoch + 1}/{args.epochs}",
-                       leave=False, disable=args.quiet, unit="step", dynamic_ncols=True)
-            started = time.perf_counter() - sums["seconds"]
-            for step in range(start_step, steps_per_epoch):
-                if interrupt.requested:
-                    bar.close()
-                    sums["seconds"] = time.perf_counter() - started
-                    checkpoint(epoch, step, sums)
-                    print(f"\ninterrupted: saved a resumable checkpoint at epoch {epoch + 1}, step "
-                          f"{step}/{steps_per_epoch}; continue with: python train.py --resume {out}")
-                    raise KeyboardInterrupt
-                index = batches[step]
-                xb = x_train[index]
-                if args.shift:
-                    xb = random_shift(xb, args.shift, np.random.default_rng([args.seed, 2, epoch, step]), fill)
-                yb = y_train[index]
-                optimizer.zero_grad()
-                with np.errstate(over="ignore", invalid="ignore"):
-                    # A diverging run overflows; the finite-loss check below reports it.
-                    logits = model.forward(xb, training=True)
-                    loss = loss_fn.forward(logits, yb)
-                if not math.isfinite(loss):
-                    bar.close()
-                    kept = (f"the last good checkpoint, {out / 'checkpoint.npz'} (end of epoch {epoch}), "
-                            f"is untouched" if (out / "checkpoint.npz").exists() else
-                            "no checkpoint had been saved yet")
-                    raise TrainingStopped(
-                        f"the training loss became {loss} at epoch {epoch + 1}, step {step + 1} "
-                        f"(learning rate {optimizer.lr:.3g}); stopped without saving: {kept}. "
-                        f"Try a lower --lr.")
-                model.backward(loss_fn.backward(), input_grad=False)
-                optimizer.step()
-                schedule.step()
-                sums["loss"] += loss * len(index)
-                sums["correct"] += int((logits.argmax(axis=1) == yb).sum())
-                sums["seen"] += len(index)
-                bar.update(1)
-                if step % 20 == 0 or step == steps_per_epoch - 1:
-                    bar.set_postfix(loss=f"{sums['loss'] / sums['seen']:.4f}",
-                                    acc=f"{sums['correct'] / sums['seen']:.4f}", refresh=False)
-                if on_step is not None:
-                    on_step(epoch, step)
-            bar.close()
-            test_loss, test_acc, predicted, probabilities = evaluate(model, x_test, y_test, quiet=args.quiet)
-            seconds = time.perf_counter() - started
-            rows.append({"epoch": epoch + 1, "train_loss": sums["loss"] / sums["seen"],
-                         "train_acc": sums["correct"] / sums["seen"], "test_loss": test_loss,
-                         "test_acc": test_acc, "seconds": seconds})
-            epoch, start_step = epoch + 1, 0
-            sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
-            checkpoint(epoch, 0, sums)
-            write_metrics(out / "metrics.csv", rows)
-            save_predictions(out / "predictions.npz", x_test_raw, y_test, predicted, probabilities)
-            r = rows[-1]
-            tqdm.write(f"epoch {r['epoch']:>2}/{args.epochs}  train loss {r['train_loss']:.4f} acc {r['train_acc']:.4f}  "
-                       f"test loss {r['test_loss']:.4f} acc {r['test_acc']:.4f}  {r['seconds']:.1f}s")
+        held = f", {len(val[0]):,} held out for validation" if val is not None else ""
+        print(f"{settings['model']} on {settings['dataset']}: {model.num_parameters():,} "
+              f"parameters; {len(train[0]):,} training images{held}; {settings['epochs']} epochs "
+              f"of {steps} steps; run directory {out}"
+              + (" (resuming)" if args.resume else ""))
+    rows = trainer.fit(train, val, test, resume=bool(args.resume))
     if rows and not args.quiet:
-        total = sum(r["seconds"] for r in rows)
-        print(f"done: test accuracy {rows[-1]['test_acc']:.4f} after {len(rows)} epochs, "
-              f"{total:.1f}s of training and evaluation; checkpoint {out / 'checkpoint.npz'}")
+        metrics = rundir.metrics_from_rows(rows)
+        split, accuracy = rundir.final_accuracy(metrics) or ("no", math.nan)
+        print(f"done: {split} accuracy {accuracy:.4f} after {len(rows)} epochs, "
+              f"{sum(metrics['seconds']):.1f}s of training and evaluation; "
+              f"checkpoint {out / rundir.CHECKPOINT}")
     return out
 
 
-def draw_figures(out: Path, quiet: bool) -> None:
-    try:
-        from minidl.viz.report import write_report
-    except ImportError:
-        return
+def evaluate_checkpoint(args: argparse.Namespace) -> None:
+    """--eval: the checkpoint's model on the test set (validation when there is none)."""
+    path = Path(args.eval)
+    checkpoint = io.load(path)
+    spec = rundir.read_input_spec(checkpoint, str(path))
+    if spec is None:
+        raise RunDirError(f"{path}: expected a checkpoint written by a training run (its metadata "
+                          f"says how images are prepared), received one without an input spec")
+    settings = rundir.TrainingState.from_meta(checkpoint.meta, str(path)).settings
+    name = args.dataset or settings.get("dataset", "mnist")
+    dataset = load_dataset(name, args.data_dir, progress=not args.quiet)
+    if dataset.image_shape != spec.shape:
+        raise UsageError(f"--eval: expected a {name} model, received {path}, whose images are "
+                         f"{spec.shape}")
+    if dataset.test_images is not None:
+        split, (images, labels) = "test", (dataset.test_images, dataset.test_labels)
+    else:
+        split = "validation"
+        _, held = dataset.holdout(settings.get("val_split") or dataset.default_val_split)
+        images, labels = held
+    result = evaluate(checkpoint.model, images, labels, input_spec=spec,
+                      progress=not args.quiet)
+    right = int(round(result.accuracy * len(labels)))
+    print(f"{path}: {split} loss {result.loss:.4f}, {split} accuracy {result.accuracy:.4f} "
+          f"({right}/{len(labels)})")
+
+
+def draw_report(out: Path, quiet: bool) -> None:
+    from minidl.viz.report import write_report
     page = write_report(out, out)
     if not quiet:
-        print(f"figures and report: {page}")
+        print(f"report: {page}")
 
 
-def evaluate_checkpoint(path: str, data_dir: str | None, quiet: bool) -> None:
-    checkpoint = io.load(path)
-    spec = checkpoint.meta.get("input", input_spec(""))
-    _, (x_test_raw, y_test) = load_data(data_dir, quiet)
-    loss, acc, _, _ = evaluate(checkpoint.model, prepare(x_test_raw, spec), y_test, quiet=quiet)
-    print(f"{path}: test loss {loss:.4f}, test accuracy {acc:.4f} ({int(round(acc * len(y_test)))}/{len(y_test)})")
-
-
-def main(argv: list[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    out: Path | None = None
     try:
         if args.eval:
-            evaluate_checkpoint(args.eval, args.data_dir, args.quiet)
+            evaluate_checkpoint(args)
             return 0
         out = run(args)
         if not args.no_figures:
-            draw_figures(out, args.quiet)
-    except io.CheckpointError as error:
-        print(f"train.py: {error}", file=sys.stderr)
-        return 2
-    except TrainingStopped as error:
-        print(f"train.py: {error}", file=sys.stderr)
-        return 1
+            draw_report(out, args.quiet)
+    except TrainingInterrupted as error:
+        print(f"\n{error}; continue with: python {PROG} --resume {error.run_dir}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except KeyboardInterrupt:
-        # The training loop has already said what it saved; this is an early Ctrl-C
-        # (while loading data, say) or a second one.
-        print("\ninterrupted", file=sys.stderr)
-        return 130
+        # Before training began (loading data, say), or a second Ctrl-C.
+        print(f"\n{PROG}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except TrainingStopped as error:
+        print(f"{PROG}: {error}. Try a lower --lr.", file=sys.stderr)
+        return EXIT_STOPPED
+    except (ValueError, DatasetError, OSError) as error:
+        # minidl's checks, the run directory and checkpoint readers raise ValueError subclasses.
+        stage = ""
+        if out is not None and not args.no_figures and (out / rundir.CHECKPOINT).exists():
+            stage = f"training finished ({out / rundir.CHECKPOINT}), but the report failed: "
+        print(f"{PROG}: {stage}{error}", file=sys.stderr)
+        return EXIT_STOPPED if stage else EXIT_BAD_INPUT
     return 0
 
 

@@ -7,17 +7,16 @@ dimension, then the values in C order, big-endian for multi-byte types.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import os
-import secrets
 import zlib
-from collections.abc import Iterator
 from typing import BinaryIO
 
 import numpy as np
 
-__all__ = ["IDXError", "IDX_TYPES", "read_idx", "write_idx", "open_atomic"]
+from minidl.atomic import atomic_open
+
+__all__ = ["IDXError", "IDX_TYPES", "read_idx", "write_idx"]
 
 #: IDX type code -> big-endian numpy dtype of one value.
 IDX_TYPES: dict[int, np.dtype] = {
@@ -153,30 +152,6 @@ def _idx_code(dtype: np.dtype) -> int:
     raise ValueError(f"write_idx: expected an array of dtype {names}, received {dtype}")
 
 
-@contextlib.contextmanager
-def open_atomic(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to ``path`` for writing; move it into place on success.
-
-    The temporary file lives in the same directory (so ``os.replace`` is atomic)
-    and is removed if the block raises, so ``path`` is never left half-written.
-    """
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{secrets.token_hex(4)}.part")
-    # Mode "x" (not mkstemp) so the final file gets the usual umask permissions.
-    f = open(tmp, "xb")
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
 def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None = None) -> None:
     """Write an array as an IDX file, atomically.
 
@@ -205,7 +180,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray, compress: bool | None 
         compress = os.fspath(path).endswith(".gz")
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     body = np.ascontiguousarray(array, dtype=IDX_TYPES[code]).tobytes()
-    with open_atomic(path) as f:
+    with atomic_open(path) as f:
         if compress:
             # mtime=0 makes the output reproducible; level 6 is much faster than 9
             # for about the same size.

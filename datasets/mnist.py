@@ -8,18 +8,14 @@ before they are moved into place.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from .idx import IDXError, open_atomic, read_idx
+from .download import DownloadError, fetch, missing_files
+from .idx import IDXError, read_idx
 
 __all__ = ["MNISTError", "MNIST_FILES", "MIRRORS", "MD5_CHECKSUMS", "EXPECTED_COUNTS",
            "default_data_root", "download_mnist", "load_mnist"]
@@ -52,10 +48,6 @@ MD5_CHECKSUMS: dict[str, str] = {
 EXPECTED_COUNTS: dict[str, int] = {"train": 60000, "test": 10000}
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
-
-# Some servers (the original site among them) reject urllib's default agent.
-_USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) minidl-datasets/0.1"
-_CHUNK = 1 << 16
 
 
 class MNISTError(RuntimeError):
@@ -90,49 +82,6 @@ def _manual_instructions(directory: Path, names: Sequence[str]) -> str:
             f"directory whose 'mnist' subdirectory holds them.")
 
 
-class _MirrorFailure(Exception):
-    """One URL failed; the message is the reason shown to the user."""
-
-
-def _fetch(url: str, target: Path, md5: str | None, timeout: float, progress: bool) -> None:
-    """Stream ``url`` to ``target`` via a temporary file; raise _MirrorFailure on any problem."""
-    try:
-        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        with urllib.request.urlopen(request, timeout=timeout) as response, \
-                open_atomic(target) as out:
-            length = response.headers.get("Content-Length")
-            total = int(length) if length and length.isdigit() else None
-            digest = hashlib.md5()
-            received = 0
-            with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024,
-                      desc=target.name, disable=not progress, leave=False) as bar:
-                while chunk := response.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
-            # Raising inside open_atomic removes the temporary file.
-            if total is not None and received != total:
-                raise _MirrorFailure(f"expected {total} bytes, received {received}")
-            if md5 is not None and digest.hexdigest() != md5.lower():
-                raise _MirrorFailure(f"MD5 mismatch: expected {md5}, "
-                                     f"received {digest.hexdigest()}")
-    except urllib.error.HTTPError as err:
-        raise _MirrorFailure(f"HTTP {err.code} {err.reason}") from err
-    except urllib.error.URLError as err:
-        if isinstance(err.reason, TimeoutError):
-            reason = f"timed out after {timeout:g} s"
-        elif isinstance(err.reason, OSError):  # refused, unknown host, TLS failure, ...
-            reason = f"cannot connect: {err.reason}"
-        else:
-            reason = str(err.reason)
-        raise _MirrorFailure(reason) from err
-    except TimeoutError as err:
-        raise _MirrorFailure(f"timed out after {timeout:g} s") from err
-    except (OSError, http.client.HTTPException, ValueError) as err:
-        raise _MirrorFailure(f"{type(err).__name__}: {err}") from err
-
-
 def download_mnist(root: str | os.PathLike | None = None, *,
                    mirrors: Sequence[str] | None = None,
                    checksums: Mapping[str, str | None] | None = None,
@@ -165,12 +114,14 @@ def download_mnist(root: str | os.PathLike | None = None, *,
     ------
     MNISTError
         If a file cannot be fetched from any mirror (listing every URL and why
-        it failed), or the directory cannot be created.
+        it failed), the directory cannot be created, or something other than
+        a file (a directory, say) stands where a file belongs (no download is
+        tried then).
     """
     directory = _mnist_dir(root)
     mirrors = MIRRORS if mirrors is None else tuple(mirrors)
     checksums = MD5_CHECKSUMS if checksums is None else checksums
-    missing = [n for n in MNIST_FILES.values() if not (directory / n).is_file()]
+    missing = missing_files(directory, MNIST_FILES.values(), MNISTError)
     if not missing:
         return directory
     try:
@@ -183,9 +134,10 @@ def download_mnist(root: str | os.PathLike | None = None, *,
         for base in mirrors:
             url = base + ("" if base.endswith("/") else "/") + name
             try:
-                _fetch(url, directory / name, checksums.get(name), timeout, progress)
+                fetch(url, directory / name, md5=checksums.get(name), timeout=timeout,
+                      progress=progress)
                 break
-            except _MirrorFailure as err:
+            except DownloadError as err:
                 failures.append(f"\n  {url}: {err}")
         else:
             tried = "".join(failures) if failures else "\n  (no mirrors given)"
@@ -264,12 +216,13 @@ def load_mnist(root: str | os.PathLike | None = None, download: bool = True,
     Raises
     ------
     MNISTError
-        If a file is missing (``download=False``), cannot be downloaded, or
-        is structurally invalid. Checksums are not verified for files already
-        on disk.
+        If a file is missing (``download=False``), cannot be downloaded, is
+        not a file (a directory in its place is reported, not downloaded
+        over), or is structurally invalid. Checksums are not verified for
+        files already on disk.
     """
     directory = _mnist_dir(root)
-    missing = [n for n in MNIST_FILES.values() if not (directory / n).is_file()]
+    missing = missing_files(directory, MNIST_FILES.values(), MNISTError)
     if missing:
         if not download:
             raise MNISTError(f"MNIST file(s) missing from {directory}: {', '.join(missing)} "

@@ -1,14 +1,21 @@
-"""Batching, shuffling and light augmentation, driven by explicit Generators.
+"""Batching and augmentation, driven by explicit Generators.
 
-Every random choice takes a ``np.random.Generator`` so that the same seed gives
-the same batches, and a run can be resumed from a saved generator state.
+Every random choice takes a ``np.random.Generator``: the trainer derives one
+from ``(seed, epoch)`` for the order of an epoch and one from
+``(seed, epoch, step)`` for each batch's augmentation, so a resumed run draws
+exactly what an uninterrupted one would.
 """
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
+
+from minidl import checks
+
+__all__ = ["batch_indices", "random_shift", "random_flip", "Augmentation"]
 
 
 def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None = None,
@@ -21,56 +28,84 @@ def batch_indices(n: int, batch_size: int, rng: np.random.Generator | None = Non
         Each of length ``batch_size`` except possibly the last
         (dropped when ``drop_last``).
     """
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_indices: expected a positive batch_size, received {batch_size!r}")
+    batch_size = checks.integer(batch_size, "batch_size", "batch_indices", minimum=1)
     order = rng.permutation(n) if rng is not None else np.arange(n)
     stop = n - n % batch_size if drop_last else n
     return [order[i:i + batch_size] for i in range(0, stop, batch_size)]
 
 
-def iterate(x: np.ndarray, y: np.ndarray, batch_size: int,
-            rng: np.random.Generator | None = None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Yield ``(x[batch], y[batch])`` pairs; shuffled when ``rng`` is given."""
-    if len(x) != len(y):
-        raise ValueError(f"iterate: expected as many labels as inputs ({len(x)}), received {len(y)}")
-    for index in batch_indices(len(x), batch_size, rng):
-        yield x[index], y[index]
-
-
-def images_to_tensor(images: np.ndarray, mean: float = 0.0, std: float = 1.0, pad: int = 0,
-                     dtype: type = np.float32) -> np.ndarray:
-    """uint8 images ``(N, H, W)`` -> normalised ``(N, 1, H + 2 pad, W + 2 pad)`` floats.
-
-    Pixels are scaled to [0, 1], then ``(p - mean) / std``; padding uses the
-    value of a black pixel, so a padded digit looks like a larger black canvas.
-    """
-    if images.ndim != 3 or images.dtype != np.uint8:
-        raise ValueError(f"images_to_tensor: expected uint8 images of shape (N, H, W), "
-                         f"received {images.dtype} {images.shape}")
-    x = (images.astype(dtype) * dtype(1 / 255) - dtype(mean)) * dtype(1 / std)
-    x = x[:, None]
-    if pad:
-        x = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)), constant_values=dtype(-mean / std))
-    return x
-
-
 def random_shift(x: np.ndarray, max_shift: int, rng: np.random.Generator,
-                 fill: float = 0.0) -> np.ndarray:
-    """Translate each image by its own random offset in ``[-max_shift, max_shift]``.
+                 fill: float | Sequence[float] = 0.0) -> np.ndarray:
+    """Translate each image by its own random offset in ``[-max_shift, max_shift]`` (rows and
+    columns drawn independently); vacated pixels take ``fill`` (a number, or one per channel).
+
+    The same as padding by ``max_shift`` and cropping at a random position
+    (torchvision's ``RandomCrop(size, padding=max_shift)``).
 
     Shape
     -----
-    ``(N, C, H, W)`` in and out; vacated pixels take ``fill``.
+    ``(N, C, H, W)`` in and out (a new array).
     """
     if max_shift <= 0:
         return x
     n, c, h, w = x.shape
+    out = np.empty_like(x)
+    out[...] = np.asarray(fill, x.dtype).reshape(-1, 1, 1) if np.ndim(fill) else fill
     s = max_shift
-    padded = np.full((n, c, h + 2 * s, w + 2 * s), fill, dtype=x.dtype)
-    padded[:, :, s:s + h, s:s + w] = x
-    dy, dx = rng.integers(0, 2 * s + 1, size=(2, n))
-    rows = dy[:, None] + np.arange(h)               # (N, H)
-    cols = dx[:, None] + np.arange(w)               # (N, W)
-    batch = np.arange(n)[:, None, None, None]
-    chan = np.arange(c)[None, :, None, None]
-    return padded[batch, chan, rows[:, None, :, None], cols[:, None, None, :]]
+    dy, dx = rng.integers(-s, s + 1, size=(2, n))
+    # One slice copy per image: far cheaper than a fancy-indexed gather of every pixel.
+    for i, (a, b) in enumerate(zip(dy.tolist(), dx.tolist())):
+        out[i, :, max(a, 0):h + min(a, 0), max(b, 0):w + min(b, 0)] = \
+            x[i, :, max(-a, 0):h - max(a, 0), max(-b, 0):w - max(b, 0)]
+    return out
+
+
+def random_flip(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mirror each image left-right with probability 1/2.
+
+    Shape
+    -----
+    ``(N, C, H, W)`` in and out (flipped in place when ``x`` is writable and owns its data).
+    """
+    flip = rng.random(len(x)) < 0.5
+    x[flip] = x[flip, :, :, ::-1]
+    return x
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random shifts and horizontal flips of prepared (normalised) images, drawn per image.
+
+    Parameters
+    ----------
+    shift : int
+        Each image moves by up to ``shift`` pixels up/down and left/right; vacated
+        pixels take ``fill``. 0: off.
+    flip : bool
+        Mirror each image left-right with probability 1/2 (right for photographs
+        such as CIFAR-10, wrong for digits).
+    fill : float or tuple of float
+        The value of a black pixel after normalisation, one per channel
+        (:attr:`minidl.rundir.InputSpec.fill`).
+
+    Calling it draws the shifts first, then the flips, from the generator given,
+    so the same generator state gives the same batch.
+    """
+
+    shift: int = 0
+    flip: bool = False
+    fill: float | tuple[float, ...] = 0.0
+
+    def __post_init__(self) -> None:
+        checks.integer(self.shift, "shift", "Augmentation", minimum=0)
+        checks.boolean(self.flip, "flip", "Augmentation")
+
+    def __call__(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.shift:
+            x = random_shift(x, self.shift, rng, self.fill)
+        if self.flip:
+            x = random_flip(x, rng)
+        return x
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"shift": self.shift, "flip": self.flip}

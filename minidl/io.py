@@ -26,7 +26,8 @@ from minidl.config import layer_from_config, layer_to_config
 from minidl.layers.base import Layer
 
 FORMAT = "minidl-checkpoint"
-VERSION = 1
+#: 2: optimizer buffers exist from the start (version 1 created them at the first step).
+VERSION = 2
 _META = "__meta__"
 
 
@@ -92,26 +93,15 @@ def load(path: str | os.PathLike, model: Layer | None = None, optimizer: Any = N
     """
     path = Path(path)
     arrays = _read_arrays(path)
-    if _META not in arrays:
-        raise CheckpointError(f"{path}: expected a minidl checkpoint with a '{_META}' entry, "
-                              f"received entries {sorted(arrays)[:8]}")
-    try:
-        document = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"{path}: expected JSON metadata, received unreadable bytes ({error})") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: expected format '{FORMAT}', received "
-                              f"{document.get('format') if isinstance(document, dict) else document!r}")
-    if document.get("version") != VERSION:
-        raise CheckpointError(f"{path}: expected checkpoint version {VERSION}, received {document.get('version')!r}")
-
+    document = _document(arrays, path)
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     buffers = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
     if model is None:
         try:
             model = layer_from_config(document["model"])
-        except (KeyError, ValueError) as error:
-            raise CheckpointError(f"{path}: cannot rebuild the model from its description: {error}") from None
+        except (KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{path}: cannot rebuild the model from its description "
+                                  f"({error})") from None
     try:
         model.load_state_dict(weights)
     except ValueError as error:
@@ -127,15 +117,46 @@ def load(path: str | os.PathLike, model: Layer | None = None, optimizer: Any = N
             optimizer.load_state_dict(optimizer_state)
         except ValueError as error:
             raise CheckpointError(f"{path}: optimizer: {error}") from None
-    return Checkpoint(model=model, meta=document.get("meta", {}), optimizer_state=optimizer_state)
+    return Checkpoint(model=model, meta=document["meta"], optimizer_state=optimizer_state)
 
 
-def read_meta(path: str | os.PathLike) -> dict[str, Any]:
-    """The checkpoint's JSON document (model description and metadata) without building anything."""
-    arrays = _read_arrays(Path(path))
+def read_document(path: str | os.PathLike) -> dict[str, Any]:
+    """The checkpoint's JSON document (``format``, ``version``, ``model``, ``meta``, and
+    ``optimizer`` when present), checked, without building anything."""
+    path = Path(path)
+    return _document(_read_arrays(path), path)
+
+
+def _document(arrays: dict[str, np.ndarray], path: Path) -> dict[str, Any]:
+    """Decode and check the JSON document stored under ``__meta__``."""
     if _META not in arrays:
-        raise CheckpointError(f"{path}: expected a minidl checkpoint with a '{_META}' entry")
-    return json.loads(arrays[_META].tobytes().decode("utf-8"))
+        raise CheckpointError(f"{path}: expected a minidl checkpoint with a '{_META}' entry, "
+                              f"received entries {sorted(arrays)[:8]}")
+    try:
+        document = json.loads(arrays.pop(_META).tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"{path}: expected JSON metadata, received unreadable bytes "
+                              f"({error})") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: expected format '{FORMAT}', received "
+                              f"{document.get('format') if isinstance(document, dict) else document!r}")
+    if document.get("version") != VERSION:
+        raise CheckpointError(f"{path}: expected checkpoint version {VERSION}, "
+                              f"received {document.get('version')!r}")
+    if not isinstance(document.get("model"), dict):
+        raise CheckpointError(f"{path}: expected a model description (key 'model'), received "
+                              f"{'none' if 'model' not in document else type(document['model']).__name__}")
+    if not isinstance(document.get("meta", {}), dict):
+        raise CheckpointError(f"{path}: expected the metadata (key 'meta') to be a JSON object, "
+                              f"received {type(document['meta']).__name__}")
+    document.setdefault("meta", {})
+    if "optimizer" in document and not isinstance(document["optimizer"], dict):
+        raise CheckpointError(f"{path}: expected the optimizer's scalars (key 'optimizer') to be "
+                              f"a JSON object, received {type(document['optimizer']).__name__}")
+    return document
+
+
+_ZIP_MAGIC = b"PK\x03\x04"
 
 
 def _read_arrays(path: Path) -> dict[str, np.ndarray]:
@@ -143,12 +164,21 @@ def _read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise CheckpointError(f"{path}: expected a checkpoint file, received a path that "
                               f"{'is a directory' if path.is_dir() else 'does not exist'}")
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+    except OSError as error:
+        raise CheckpointError(f"{path}: cannot read ({error})") from None
+    if magic != _ZIP_MAGIC:
+        # np.load would try to unpickle anything that is neither .npy nor .npz.
+        raise CheckpointError(f"{path}: expected a .npz checkpoint (a zip archive), received a "
+                              f"file that is not one ({len(magic)} byte(s) read: {magic!r})")
+    try:
         with np.load(path, allow_pickle=False) as archive:
             # Read every array now: zip CRCs are checked on read, so a truncated
             # or altered file fails here rather than half-way through a restore.
             return {name: archive[name] for name in archive.files}
     except ValueError as error:
-        if "pickle" in str(error):
+        if "allow_pickle" in str(error):
             raise CheckpointError(f"{path}: refusing to load: it contains a pickled object array, "
                                   f"and checkpoints are read with allow_pickle=False") from None
         raise CheckpointError(f"{path}: expected a complete .npz checkpoint, received an unreadable file "

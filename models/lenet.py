@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -74,7 +74,3 @@ def lenet_caffe(rng: np.random.Generator | int | None = None, dtype: Any = np.fl
     return Sequential(
         Conv2D(1, 20, 5, **kw), MaxPool2D(2), Conv2D(20, 50, 5, **kw), MaxPool2D(2), Flatten(),
         Dense(800, 500, **kw), ReLU(), Dense(500, 10, rng=rng, dtype=dtype, weight_init="lecun_uniform"))
-
-
-MODELS: dict[str, Callable[..., Sequential]] = {"lenet": lenet, "lenet5": lenet5,
-                                                "lenet-caffe": lenet_caffe}

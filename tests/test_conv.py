@@ -271,3 +271,22 @@ def test_float32_result_is_close_to_float64(rng: np.random.Generator) -> None:
     y32 = conv32.forward(x.astype(np.float32))
     assert y32.dtype == np.float32
     np.testing.assert_allclose(y32, conv64.forward(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel, padding", [(1, 1), (3, 1), (1, 0)])
+def test_what_forward_keeps_survives_a_later_forward_pass(kernel, padding, rng) -> None:
+    # A 1x1 kernel made the kept columns a view of the reused padding buffer: a later
+    # forward pass (an inspection tool's, say) rewrote them under the first one's backward.
+    conv = Conv2D(2, 3, kernel, padding=padding, rng=0, dtype=np.float64)
+    x = rng.standard_normal((2, 2, 4, 4))
+    y = conv.forward(x)
+    dy = rng.standard_normal(y.shape)
+    conv.backward(dy)
+    expected = conv.weight.grad.copy()
+    conv.zero_grad()
+    conv.forward(x)
+    kept = conv._cache
+    conv.forward(5 * x, keep_for_backward=False)
+    conv._cache = kept
+    conv.backward(dy)
+    np.testing.assert_array_equal(conv.weight.grad, expected)

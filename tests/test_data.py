@@ -1,9 +1,9 @@
-"""Batching, shuffling, preprocessing and shift augmentation."""
+"""Batching, shuffling and augmentation (shifts, flips)."""
 
 import numpy as np
 import pytest
 
-from minidl.data import batch_indices, images_to_tensor, iterate, random_shift
+from minidl.data import Augmentation, batch_indices, random_flip, random_shift
 
 
 def test_batches_cover_every_index_once():
@@ -22,21 +22,9 @@ def test_shuffle_is_determined_by_the_generator():
     assert not all(np.array_equal(x, y) for x, y in zip(a, c))
 
 
-def test_bad_batch_size_and_length_mismatch():
-    with pytest.raises(ValueError, match="expected a positive batch_size, received 0"):
+def test_bad_batch_size():
+    with pytest.raises(ValueError, match="batch_indices: expected batch_size >= 1, received 0"):
         batch_indices(10, 0)
-    with pytest.raises(ValueError, match="expected as many labels as inputs"):
-        list(iterate(np.zeros((3, 2)), np.zeros(2), 2))
-
-
-def test_images_to_tensor_scales_normalises_and_pads():
-    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
-    x = images_to_tensor(images, mean=0.5, std=0.25, pad=1)
-    assert x.shape == (1, 1, 4, 4) and x.dtype == np.float32
-    np.testing.assert_allclose(x[0, 0, 1:3, 1:3], [[-2, 2], [-1.2, -0.4]], rtol=1e-6)
-    np.testing.assert_allclose(x[0, 0, 0], -2)  # padding is a black pixel
-    with pytest.raises(ValueError, match="expected uint8 images"):
-        images_to_tensor(np.zeros((2, 2)))
 
 
 def test_random_shift_moves_pixels_within_bounds():
@@ -57,3 +45,44 @@ def test_random_shift_fills_vacated_pixels():
     shifted = random_shift(x, 1, np.random.default_rng(3), fill=7)
     assert set(np.unique(shifted).tolist()) <= {1.0, 7.0}
     assert (shifted[:, 0] == shifted[:, 1]).all()  # channels move together
+
+
+def test_random_shift_fill_can_differ_per_channel():
+    x = np.zeros((40, 3, 4, 4), np.float32)
+    shifted = random_shift(x, 2, np.random.default_rng(0), fill=(1.0, 2.0, 3.0))
+    for c, value in enumerate((1.0, 2.0, 3.0)):
+        assert set(np.unique(shifted[:, c]).tolist()) == {0.0, value}
+
+
+def test_random_shift_equals_padding_then_cropping():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((30, 2, 6, 7))
+    shifted = random_shift(x, 3, np.random.default_rng(9), fill=-5.0)
+    dy, dx = np.random.default_rng(9).integers(-3, 4, size=(2, 30))
+    padded = np.pad(x, ((0, 0), (0, 0), (3, 3), (3, 3)), constant_values=-5.0)
+    for i in range(30):  # the image moves by (dy, dx): crop the padded one at (3 - dy, 3 - dx)
+        top, left = 3 - dy[i], 3 - dx[i]
+        np.testing.assert_array_equal(shifted[i], padded[i, :, top:top + 6, left:left + 7])
+
+
+def test_random_flip_mirrors_about_half_of_the_images():
+    x = np.arange(1000 * 3 * 2 * 4, dtype=np.float64).reshape(1000, 3, 2, 4)
+    flipped = random_flip(x.copy(), np.random.default_rng(0))
+    mirrored = (flipped == x[:, :, :, ::-1]).all(axis=(1, 2, 3))
+    kept = (flipped == x).all(axis=(1, 2, 3))
+    assert (mirrored ^ kept).all() and 450 < mirrored.sum() < 550
+
+
+def test_augmentation_is_determined_by_the_generator():
+    x = np.random.default_rng(1).standard_normal((16, 3, 8, 8)).astype(np.float32)
+    aug = Augmentation(shift=2, flip=True, fill=(0.0, 1.0, 2.0))
+    a = aug(x.copy(), np.random.default_rng([0, 2, 3, 4]))
+    b = aug(x.copy(), np.random.default_rng([0, 2, 3, 4]))
+    c = aug(x.copy(), np.random.default_rng([0, 2, 3, 5]))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+    assert aug.to_dict() == {"shift": 2, "flip": True}
+    with pytest.raises(ValueError, match="Augmentation: expected shift >= 0, received -1"):
+        Augmentation(shift=-1)
+    with pytest.raises(ValueError, match="Augmentation: expected flip to be a bool"):
+        Augmentation(flip="yes")

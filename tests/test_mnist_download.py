@@ -7,12 +7,11 @@ synthetic files are tiny; every server listens on 127.0.0.1.
 import hashlib
 import os
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
+from local_http import LocalServer
 
 import datasets.mnist as mnist
 from datasets import MNIST_FILES, MNISTError, default_data_root, load_mnist, write_idx
@@ -53,49 +52,12 @@ def payload(tmp_path_factory) -> dict:
     return {"arrays": arrays, "files": files, "md5": md5}
 
 
-class _Mirror:
-    """A threaded HTTP server serving ``files`` under /mnist/, or a fixed error status."""
-
-    def __init__(self, files: dict[str, bytes], status: int = 200):
-        self.requests: list[tuple[str, str]] = []
-        mirror = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                mirror.requests.append((self.path, self.headers.get("User-Agent", "")))
-                name = self.path.rsplit("/", 1)[-1]
-                if status != 200:
-                    self.send_error(status)
-                elif name not in files:
-                    self.send_error(404)
-                else:
-                    self.send_response(200)
-                    self.send_header("Content-Length", str(len(files[name])))
-                    self.end_headers()
-                    self.wfile.write(files[name])
-
-            def log_message(self, *args):  # keep pytest output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/mnist/"
-        # A short poll interval keeps shutdown() (and so each test) fast.
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
 def start_mirror():
     mirrors = []
 
-    def start(files: dict[str, bytes], status: int = 200) -> _Mirror:
-        mirrors.append(_Mirror(files, status))
+    def start(files: dict[str, bytes], status: int = 200) -> LocalServer:
+        mirrors.append(LocalServer(files, status, prefix="mnist"))
         return mirrors[-1]
 
     yield start
@@ -236,6 +198,24 @@ def test_only_missing_files_are_downloaded(tmp_path, payload, start_mirror):
     load_mnist(tmp_path, progress=False, mirrors=[mirror.url], checksums=payload["md5"])
     requested = sorted(path.rsplit("/", 1)[-1] for path, _ in mirror.requests)
     assert requested == sorted(n for n in MNIST_FILES.values() if n != present)
+
+
+def test_directory_in_place_of_a_file_is_named_without_network(tmp_path, payload,
+                                                              start_mirror):
+    directory = tmp_path / "mnist"
+    directory.mkdir()
+    blocked = MNIST_FILES["test_labels"]
+    (directory / blocked).mkdir()
+    spy = start_mirror(payload["files"])
+    # Three files are missing as well: only the check keeps this from downloading.
+    for load in (lambda: load_mnist(tmp_path, progress=False, mirrors=[spy.url]),
+                 lambda: mnist.download_mnist(tmp_path, progress=False, mirrors=[spy.url])):
+        with pytest.raises(MNISTError) as info:
+            load()
+        assert str(info.value).startswith(f"{directory / blocked}: expected a file, "
+                                          f"received a directory")
+        assert "mirror" not in str(info.value)
+    assert spy.requests == []
 
 
 def _write_split(directory: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -1,27 +1,24 @@
-"""The real MNIST, when present under $MINIDL_DATA/mnist/ (never downloaded here).
+"""The real MNIST: the copy embedded in the repository, or $MINIDL_DATA/mnist/ when set.
 
-Run with e.g. ``MINIDL_DATA=../shared/datasets python -m pytest tests/test_mnist_real.py``.
+Nothing is ever downloaded here: these tests run on a machine without network.
 """
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from datasets import MD5_CHECKSUMS, MNIST_FILES, load_mnist
+from datasets.registry import EMBEDDED_ROOT, data_root
 
 
 def _mnist_root() -> Path:
-    root = os.environ.get("MINIDL_DATA")
-    if not root:
-        pytest.skip("MINIDL_DATA is not set; point it at a directory holding mnist/")
-    missing = [n for n in MNIST_FILES.values() if not (Path(root) / "mnist" / n).is_file()]
-    if missing:
-        pytest.skip(f"real MNIST not found in {Path(root) / 'mnist'} "
-                    f"(missing {', '.join(missing)})")
-    return Path(root)
+    root = data_root("mnist")
+    missing = [n for n in MNIST_FILES.values() if not (root / "mnist" / n).is_file()]
+    if missing and root != EMBEDDED_ROOT:
+        pytest.skip(f"MINIDL_DATA points at {root}, whose mnist/ lacks {', '.join(missing)}")
+    return root
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def test_lenet_modern_counts():
 
 @pytest.mark.parametrize("name, size", [("lenet", 28), ("lenet5", 32), ("lenet-caffe", 28)])
 def test_models_map_digits_to_ten_logits_and_round_trip(name, size):
-    model = MODELS[name](rng=0)
+    model = MODELS[name].build(rng=0)
     x = np.random.default_rng(0).random((3, 1, size, size), dtype=np.float32)
     y = model.forward(x, training=False)
     assert y.shape == (3, 10) and y.dtype == np.float32

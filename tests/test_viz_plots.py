@@ -8,11 +8,12 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from minidl.rundir import metric_series, read_metrics
 from minidl.viz import (Element, confusion_matrix, confusion_svg, curves_svg, nice_ticks,
-                        read_metrics, svg_document, to_svg_string, write_curves, write_svg)
+                        svg_document, to_svg_string, write_curves, write_svg)
 
 NS = {"s": "http://www.w3.org/2000/svg"}
-HEADER = "epoch,train_loss,train_acc,test_loss,test_acc,seconds"
+HEADER = "epoch,train_loss,train_acc,val_loss,val_acc,test_loss,test_acc,seconds"
 
 
 def parse(root: Element) -> ET.Element:
@@ -85,43 +86,6 @@ def test_svg_numbers_and_errors():
     assert ET.fromstring(to_svg_string(root)).find("s:text", NS).text == "bell\ufffd"
 
 
-# ---------------------------------------------------------------- read_metrics
-def test_read_metrics_columns_any_order_with_extras(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("seconds,epoch,lr,train_loss,train_acc,test_loss,test_acc,note\n"
-                    "1.5,1,0.1,2.0,0.5,1.9,0.55,warmup\n"
-                    "1.25,2,0.05,1.0,0.8,,0.82,\n"
-                    "\n")
-    m = read_metrics(path)
-    assert m["epoch"] == [1.0, 2.0]
-    assert m["train_loss"] == [2.0, 1.0] and m["seconds"] == [1.5, 1.25]
-    assert m["lr"] == [0.1, 0.05]
-    assert "note" not in m  # a non-numeric extra column is skipped
-    assert m["test_loss"][0] == 1.9 and math.isnan(m["test_loss"][1])
-
-
-def test_read_metrics_missing_column(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text("epoch,train_loss,train_acc,test_acc,seconds\n1,2,0.5,0.5,1\n")
-    with pytest.raises(ValueError, match=r"expected columns epoch,.*received header.*"
-                                         r"missing: test_loss"):
-        read_metrics(path)
-    path.write_text("")
-    with pytest.raises(ValueError, match=r"\(empty file\)"):
-        read_metrics(path)
-
-
-def test_read_metrics_bad_number(tmp_path):
-    path = tmp_path / "metrics.csv"
-    path.write_text(HEADER + "\n1,2,0.5,2,0.5,1\n\n2,oops,0.5,2,0.5,1\n")
-    with pytest.raises(ValueError, match=r"expected a number in column 'train_loss' on line 4, "
-                                         r"received 'oops'"):
-        read_metrics(path)
-    path.write_text(HEADER + "\n1,2,0.5,2,0.5,1\n,2,0.5,2,0.5,1\n")
-    with pytest.raises(ValueError, match=r"column 'epoch' on line 3, received an empty cell"):
-        read_metrics(path)
-
-
 # ------------------------------------------------------------------ nice_ticks
 @pytest.mark.parametrize("lo,hi,kwargs,expected", [
     (0.0, 1.0, {}, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]),
@@ -156,8 +120,13 @@ def test_nice_ticks_random_ranges():
 
 
 # ---------------------------------------------------------------------- curves
+def curves(m, **kwargs):
+    """curves_svg of a metrics table, as the report draws it."""
+    return curves_svg(m["epoch"], metric_series(m, "loss"), metric_series(m, "acc"), **kwargs)
+
+
 def test_curves_svg_structure():
-    tree = parse(curves_svg(metrics(12), title="LeNet-5"))
+    tree = parse(curves(metrics(12), title="LeNet-5"))
     lines = tree.findall(".//s:polyline", NS)
     assert len(lines) == 4  # train/test x loss/accuracy
     assert sorted(p.get("data-series") for p in lines) == ["test", "test", "train", "train"]
@@ -186,7 +155,7 @@ def test_curves_svg_structure():
 def test_curves_points_lie_on_their_ticks():
     m = metrics(5)
     m["train_loss"] = [2.0, 1.5, 1.0, 0.5, 0.0]
-    tree = parse(curves_svg(m))
+    tree = parse(curves(m))
     panel = tree.findall("s:g", NS)[0]
     ytick_y = {float(t.text): float(t.get("y")) - 4 for t in panel.iterfind("s:text", NS)
                if t.get("class") == "ytick"}
@@ -199,14 +168,14 @@ def test_curves_single_epoch_and_constant_series():
     m = {k: v[:1] for k, v in metrics(3).items()}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        tree = parse(curves_svg(m))
+        tree = parse(curves(m))
         flat = metrics(4)
         flat["train_loss"] = flat["test_loss"] = [0.7] * 4
-        flat_tree = parse(curves_svg(flat))
+        flat_tree = parse(curves(flat))
     for line in tree.findall(".//s:polyline", NS):
         assert len(points(line)) == 1
     assert len(tree.findall(".//s:circle", NS)) == 4  # markers make single points visible
-    assert "NaN" not in to_svg_string(curves_svg(m)) and "inf" not in to_svg_string(curves_svg(m))
+    assert "NaN" not in to_svg_string(curves(m)) and "inf" not in to_svg_string(curves(m))
     for panel in flat_tree.findall("s:g", NS):
         assert_nice([float(t) for t in texts(panel, "ytick")])
     for line in flat_tree.findall(".//s:polyline", NS):
@@ -216,30 +185,43 @@ def test_curves_single_epoch_and_constant_series():
 def test_curves_skip_missing_points():
     m = metrics(4)
     m["test_loss"] = [1.0, float("nan"), 0.8, 0.7]
-    tree = parse(curves_svg(m))
+    tree = parse(curves(m))
     test_loss = [p for p in tree.findall("s:g", NS)[0].findall("s:polyline", NS)
                  if p.get("data-series") == "test"][0]
     assert len(points(test_loss)) == 3
 
 
 def test_curves_errors():
-    with pytest.raises(ValueError, match="expected metrics with .*received keys epoch"):
-        curves_svg({"epoch": [1]})
+    with pytest.raises(ValueError, match="expected at least one loss series, received none"):
+        curves_svg([1], {}, {"train": [0.5]})
     with pytest.raises(ValueError, match="expected at least one epoch"):
-        curves_svg({k: [] for k in metrics(1)})
+        curves_svg([], {"train": []}, {"train": []})
     bad = metrics(3)
     bad["test_acc"] = [0.5]
     with pytest.raises(ValueError, match="expected 3 values for series 'test', received 1"):
-        curves_svg(bad)
+        curves(bad)
 
 
-def test_write_curves_from_csv(tmp_path):
+def test_write_curves_from_a_run_s_metrics(tmp_path):
     csv_path = tmp_path / "metrics.csv"
-    csv_path.write_text(HEADER + "\n1,2.0,0.5,1.9,0.55,1\n2,1.0,0.8,1.2,0.75,1\n")
-    out = write_curves(tmp_path / "curves.svg", csv_path)
+    csv_path.write_text(HEADER + "\n1,2.0,0.5,,,1.9,0.55,1\n2,1.0,0.8,,,1.2,0.75,1\n")
+    m = read_metrics(csv_path)
+    out = write_curves(tmp_path / "curves.svg", m["epoch"], metric_series(m, "loss"),
+                       metric_series(m, "acc"))
     tree = ET.parse(out).getroot()
+    # train and test in both panels; validation was not measured, so it has no line
+    assert [p.get("data-series") for p in tree.iterfind(".//s:polyline", NS)] == [
+        "train", "test", "train", "test"]
     assert [len(points(p)) for p in tree.iterfind(".//s:polyline", NS)] == [2, 2, 2, 2]
     assert sorted(os.listdir(tmp_path)) == ["curves.svg", "metrics.csv"]
+
+
+def test_curves_draw_validation_when_measured():
+    metrics = {"epoch": [1, 2], "train_loss": [2, 1], "train_acc": [0.5, 0.8],
+               "val_loss": [1.5, 1.1], "val_acc": [0.6, 0.7]}
+    tree = parse(curves(metrics))
+    assert [p.get("data-series") for p in tree.iterfind(".//s:polyline", NS)] == [
+        "train", "val", "train", "val"]
 
 
 # ----------------------------------------------------------- confusion matrix

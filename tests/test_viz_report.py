@@ -16,8 +16,8 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from minidl import Graph, Sequential, io
-from minidl.data import images_to_tensor
+from minidl import Graph, Sequential, io, rundir
+from minidl.rundir import InputSpec, Predictions, Progress, TrainerSettings, TrainingState
 from minidl.layers import Conv2D, Flatten, MaxPool2D, ReLU, Tanh
 from minidl.viz import CROSS_COLOR, EMPTY_COLOR
 from minidl.viz.features import feature_map_grid, feature_maps
@@ -128,38 +128,36 @@ def tiles(grid: np.ndarray, rows: int, cols: int, th: int, tw: int, border: int 
              for c in range(cols)] for r in range(rows)]
 
 
+def spec(pad: int) -> InputSpec:
+    return InputSpec((1, 28, 28), (MEAN,), (STD,), tuple(str(d) for d in range(10)), pad=pad)
+
+
 def make_run(directory: Path, model, *, name: str, pad: int, rng: np.random.Generator,
              with_meta_metrics: bool = True) -> Path:
-    """A run directory in train.py's format with synthetic digits and predictions."""
+    """A run directory in the trainer's format (written through minidl.rundir), with
+    synthetic digits and predictions."""
     directory.mkdir(parents=True)
-    rows = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.5 + 0.1 * e,
-             "test_loss": 1.5 / e, "test_acc": 0.6 + 0.1 * e, "seconds": 1.25} for e in (1, 2, 3)]
-    args = {"model": name, "epochs": 3, "seed": 0}
-    meta = {"input": {"mean": MEAN, "std": STD, "pad": pad}, "args": args,
-            "classes": list(range(10))}
-    if with_meta_metrics:
-        meta["metrics"] = rows
-    io.save(directory / "checkpoint.npz", model, meta=meta)
-    lines = ["epoch,train_loss,train_acc,test_loss,test_acc,seconds"]
-    lines += [",".join(f"{r[k]:.6f}" if isinstance(r[k], float) else str(r[k])
-                       for k in ("epoch", "train_loss", "train_acc", "test_loss", "test_acc",
-                                 "seconds")) for r in rows]
-    (directory / "metrics.csv").write_text("\n".join(lines) + "\n")
-    (directory / "args.json").write_text(json.dumps(args, indent=2) + "\n")
+    rows = [{"epoch": e, "train_loss": 2.0 / e, "train_acc": 0.5 + 0.1 * e, "val_loss": None,
+             "val_acc": None, "test_loss": 1.5 / e, "test_acc": 0.6 + 0.1 * e, "seconds": 1.25}
+            for e in (1, 2, 3)]
+    settings = {"model": name, "dataset": "mnist", "epochs": 3, "seed": 0}
+    state = TrainingState(trainer=TrainerSettings(3, 64, 0, 100),
+                          settings=settings, input=spec(pad),
+                          progress=Progress(epoch=3),
+                          schedule=None, rng_states={}, metrics=rows if with_meta_metrics else [])
+    io.save(directory / rundir.CHECKPOINT, model, meta=state.to_meta())
+    rundir.write_metrics(directory, rows)
+    rundir.write_settings(directory, settings)
 
-    labels = rng.permutation(np.arange(N_TEST) % 10).astype(np.uint8)
+    labels = rng.permutation(np.arange(N_TEST) % 10)
     predictions = labels.copy()
     flip = rng.random(N_TEST) < 0.3
     predictions[flip] = (labels[flip] + rng.integers(1, 10, flip.sum())) % 10
     logits = rng.normal(size=(N_TEST, 10))
     probs = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype(np.float32)
-    images = rng.integers(0, 256, (N_TEST, 28, 28), dtype=np.uint8)
-    samples = np.concatenate([np.flatnonzero(labels == d)[:2] for d in range(10)])
-    wrong = np.flatnonzero(predictions != labels)[:100]
-    np.savez_compressed(directory / "predictions.npz", test_labels=labels,
-                        test_predictions=predictions, test_probabilities=probs,
-                        sample_index=samples, sample_images=images[samples],
-                        misclassified_index=wrong, misclassified_images=images[wrong])
+    images = rng.integers(0, 256, (N_TEST, 1, 28, 28), dtype=np.uint8)
+    rundir.write_predictions(directory, Predictions.from_evaluation(
+        "test", images, labels, predictions, probs))
     return directory
 
 
@@ -265,14 +263,14 @@ def test_grid_geometry(runs):
 
 
 def test_misclassified_grid_and_captions(runs):
-    with np.load(runs["run5"] / "predictions.npz") as data:
-        labels, preds = data["test_labels"], data["test_predictions"]
-        index, images = data["misclassified_index"], data["misclassified_images"]
+    predictions = rundir.read_predictions(runs["run5"])
+    labels, preds = predictions.labels, predictions.predicted
+    index, images = predictions.misclassified_index, predictions.misclassified_images
     grid = read_png(runs["out5"] / "misclassified.png")
     rows = -(-len(images) // 10)
     cut = tiles(grid, rows, 10, 56, 56)
     for i, image in enumerate(images):
-        assert (cut[i // 10][i % 10] == image.repeat(2, 0).repeat(2, 1)).all()
+        assert (cut[i // 10][i % 10] == image[0].repeat(2, 0).repeat(2, 1)).all()
     cells = parse_page(runs["out5"] / "report.html").wrong_cells
     expected = [f"{labels[t]}\u2192{preds[t]}" for t in index]
     assert [c.split("%")[0][:3] for c in cells] == expected
@@ -287,9 +285,9 @@ def test_page_explains_the_connections(runs):
     assert "1,516" in text5  # C3's trainable parameters, as in LeCun et al. (1998)
     text1 = runs["page1"].read_text(encoding="utf-8")
     assert "16 output maps x 6 input maps, 96 of 96 pairs connected" in text1
-    # test accuracy from the predictions, and the run's arguments
-    with np.load(runs["run1"] / "predictions.npz") as data:
-        acc = (data["test_labels"] == data["test_predictions"]).mean()
+    # test accuracy from the predictions, and the run's settings
+    predictions = rundir.read_predictions(runs["run1"])
+    acc = (predictions.labels == predictions.predicted).mean()
     assert f"{100 * acc:.2f}%" in text1 and "&quot;lenet&quot;" in text1
     assert "could not show" not in text1
 
@@ -381,8 +379,8 @@ def test_cli_errors_are_one_line(tmp_path):
 
 # ------------------------------------------------------------- feature maps
 def digit(pad: int) -> np.ndarray:
-    image = np.random.default_rng(5).integers(0, 256, (1, 28, 28), dtype=np.uint8)
-    return images_to_tensor(image, MEAN, STD, pad)[0]
+    image = np.random.default_rng(5).integers(0, 256, (1, 1, 28, 28), dtype=np.uint8)
+    return spec(pad).prepare(image)[0]
 
 
 def test_feature_maps_lenet_by_hand():

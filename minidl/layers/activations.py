@@ -33,12 +33,45 @@ class DropoutCache(NamedTuple):
 class ReLU(Layer):
     """``max(x, 0)``; the gradient at exactly 0 is 0 (as in PyTorch).
 
+    Attributes
+    ----------
+    backward_rule : {"gradient", "guided", "deconvnet"}
+        What ``backward`` passes on, given the upstream gradient ``dy`` and the
+        forward input ``x``:
+
+        * ``"gradient"`` (default): ``dy`` where ``x > 0``, the true derivative.
+          Training needs this one.
+        * ``"guided"``: ``dy`` where ``x > 0`` *and* ``dy > 0`` (guided
+          backpropagation, Springenberg et al. 2014).
+        * ``"deconvnet"``: ``max(dy, 0)`` whatever ``x`` was (the rectification of
+          Zeiler and Fergus's deconvnet).
+
+        An inspection setting, not part of the layer: it is in neither the config
+        nor the state dict. Set it with :func:`minidl.inspect.relu_backward_rule`,
+        which sets it on every ReLU of a model for a ``with`` block and always
+        restores it.
+
     Shape
     -----
     any shape; output has the input's shape.
     """
 
     default_name = "relu"
+    #: The values ``backward_rule`` accepts.
+    BACKWARD_RULES = ("gradient", "guided", "deconvnet")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.backward_rule = "gradient"
+
+    @property
+    def backward_rule(self) -> str:
+        return self._backward_rule
+
+    @backward_rule.setter
+    def backward_rule(self, rule: str) -> None:
+        self._backward_rule = checks.one_of(rule, self.BACKWARD_RULES, "backward_rule",
+                                            self.label())
 
     def forward(self, x: np.ndarray, training: bool = True,
                 keep_for_backward: bool | None = None) -> np.ndarray:
@@ -50,7 +83,13 @@ class ReLU(Layer):
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         positive, = self._saved()
         self._check_dy(dy, positive.shape)
-        return dy * positive if input_grad else None
+        if not input_grad:
+            return None
+        if self._backward_rule == "guided":
+            return np.maximum(dy, dy.dtype.type(0)) * positive
+        if self._backward_rule == "deconvnet":
+            return np.maximum(dy, dy.dtype.type(0))
+        return dy * positive
 
 
 class LeakyReLU(Layer):

@@ -179,7 +179,14 @@ class Conv2D(Layer):
         out = np.matmul(wmat, cols).reshape(self.out_channels, n, ho, wo)
         if self.bias is not None:
             out += self.bias.data[:, None, None, None]
-        self._cache = ConvCache(cols, x.shape) if keeps(training, keep_for_backward) else None
+        if keeps(training, keep_for_backward):
+            # A 1x1 kernel makes the columns a view of the reused padded buffer, which the
+            # next forward pass rewrites: the cache must own its data.
+            if xp is self._padded and np.may_share_memory(cols, xp):
+                cols = cols.copy()
+            self._cache = ConvCache(cols, x.shape)
+        else:
+            self._cache = None
         return out.transpose(1, 0, 2, 3)                      # logical NCHW, no copy
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

@@ -1,10 +1,9 @@
 """Training curves and confusion matrices as SVG.
 
-* :func:`read_metrics` reads the ``metrics.csv`` a training run writes.
 * :func:`curves_svg` draws **one SVG with two panels side by side**: loss by
-  epoch (left) and accuracy by epoch (right), each with train and test lines,
-  "nice" 1-2-5 ticks, axis labels, a title and a legend. :func:`write_curves`
-  writes it to one file.
+  epoch (left) and accuracy by epoch (right), one line per series (train,
+  validation, test: :func:`minidl.rundir.metric_series`), "nice" 1-2-5 ticks,
+  axis labels, a title and a legend. :func:`write_curves` writes it to one file.
 * :func:`confusion_matrix` counts (true, predicted) pairs;
   :func:`confusion_svg` draws them as a heat-map table with the counts written
   in the cells.
@@ -12,7 +11,6 @@
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from pathlib import Path
@@ -22,67 +20,12 @@ import numpy as np
 
 from minidl.viz.svg import Element, svg_document, write_svg
 
-__all__ = ["REQUIRED_COLUMNS", "read_metrics", "nice_ticks", "line_chart", "curves_svg",
-           "write_curves", "confusion_matrix", "confusion_svg"]
+__all__ = ["nice_ticks", "line_chart", "curves_svg", "write_curves", "confusion_matrix",
+           "confusion_svg"]
 
-REQUIRED_COLUMNS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
-SERIES_COLORS = {"train": "#1f77b4", "test": "#d62728"}  # blue, red
+SERIES_COLORS = {"train": "#1f77b4", "val": "#2ca02c", "test": "#d62728"}  # blue, green, red
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 _MAX_MARKERS = 40  # draw point markers only while they do not clutter the line
-
-
-# -------------------------------------------------------------------- reading
-def read_metrics(path: str | os.PathLike) -> dict[str, list[float]]:
-    """Read a ``metrics.csv`` into one list of floats per column.
-
-    The header must contain ``epoch,train_loss,train_acc,test_loss,test_acc,seconds``
-    (any order). Extra columns are kept when all their cells are numbers and
-    skipped otherwise. Empty cells become NaN (plots leave such points out),
-    except in ``epoch``.
-
-    Returns
-    -------
-    dict[str, list[float]]
-        Column name -> values, one per data row, in file order.
-
-    Raises
-    ------
-    ValueError
-        If a required column is missing or a required cell is not a number.
-    """
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = [name.strip() for name in next(reader, [])]
-        # (line number, cells) of the non-blank data rows, for error messages.
-        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]
-    missing = [name for name in REQUIRED_COLUMNS if name not in header]
-    if missing:
-        raise ValueError(
-            f"{path}: expected columns {','.join(REQUIRED_COLUMNS)}, received header "
-            f"{','.join(header) or '(empty file)'} (missing: {', '.join(missing)})")
-    metrics: dict[str, list[float]] = {}
-    for index, name in enumerate(header):
-        values = []
-        for line, row in rows:
-            cell = row[index].strip() if index < len(row) else ""
-            try:
-                values.append(_parse_float(cell))
-            except ValueError:
-                if name in REQUIRED_COLUMNS:
-                    raise ValueError(f"{path}: expected a number in column {name!r} on line "
-                                     f"{line}, received {cell!r}") from None
-                break  # a text column (e.g. notes) is not a metric
-            if name == "epoch" and math.isnan(values[-1]):
-                raise ValueError(f"{path}: expected a number in column 'epoch' on line {line}, "
-                                 f"received an empty cell")
-        else:
-            metrics[name] = values
-    return metrics
-
-
-def _parse_float(text: str) -> float:
-    """A CSV cell as float; an empty cell means "not measured" and becomes NaN."""
-    return math.nan if text == "" else float(text)
 
 
 # ---------------------------------------------------------------------- ticks
@@ -220,15 +163,19 @@ def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequen
 
 
 # --------------------------------------------------------------------- curves
-def curves_svg(metrics: Mapping[str, Sequence[float]], *, title: str | None = None,
+def curves_svg(epochs: Sequence[float], loss: Mapping[str, Sequence[float]],
+               accuracy: Mapping[str, Sequence[float]], *, title: str | None = None,
                width: float = 840, height: float = 320) -> Element:
-    """Loss and accuracy by epoch, train vs test, as one SVG with two panels.
+    """Loss and accuracy by epoch as one SVG with two panels, one line per series.
 
     Parameters
     ----------
-    metrics : mapping
-        Needs ``epoch``, ``train_loss``, ``test_loss``, ``train_acc``,
-        ``test_acc`` (e.g. from :func:`read_metrics`), all the same length >= 1.
+    epochs : sequence of float
+        The x values, at least one.
+    loss, accuracy : mapping of series name -> values
+        E.g. ``{"train": [...], "val": [...], "test": [...]}``, each as long as
+        ``epochs`` (see :func:`minidl.rundir.metric_series`); non-finite values
+        are left out.
     title : str, optional
         A heading above both panels.
 
@@ -237,13 +184,11 @@ def curves_svg(metrics: Mapping[str, Sequence[float]], *, title: str | None = No
     Element
         The ``<svg>`` root; write it with :func:`minidl.viz.write_svg`.
     """
-    needed = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
-    missing = [name for name in needed if name not in metrics]
-    if missing:
-        raise ValueError(f"curves_svg: expected metrics with {', '.join(needed)}, "
-                         f"received keys {', '.join(metrics) or '(none)'}")
-    if len(metrics["epoch"]) == 0:
+    if len(epochs) == 0:
         raise ValueError("curves_svg: expected at least one epoch, received none")
+    for name, series in (("loss", loss), ("accuracy", accuracy)):
+        if not series:
+            raise ValueError(f"curves_svg: expected at least one {name} series, received none")
     head = 28 if title else 0
     root = svg_document(width, height + head, font_family=_FONT, font_size=12)
     root.add("rect", width="100%", height="100%", fill="white")
@@ -251,21 +196,17 @@ def curves_svg(metrics: Mapping[str, Sequence[float]], *, title: str | None = No
         root.add("text", title, class_="heading", x=width / 2, y=20, text_anchor="middle",
                  font_size=16, font_weight="bold")
     half = width / 2
-    for i, (kind, label) in enumerate((("loss", "loss"), ("acc", "accuracy"))):
-        series = {"train": metrics[f"train_{kind}"], "test": metrics[f"test_{kind}"]}
-        line_chart(root, metrics["epoch"], series, x=i * half, y=head, width=half,
-                   height=height, title=label.capitalize(), xlabel="epoch", ylabel=label,
-                   integer_x=True)
+    for i, (label, series) in enumerate((("loss", loss), ("accuracy", accuracy))):
+        line_chart(root, epochs, series, x=i * half, y=head, width=half, height=height,
+                   title=label.capitalize(), xlabel="epoch", ylabel=label, integer_x=True)
     return root
 
 
-def write_curves(path: str | os.PathLike,
-                 metrics: Mapping[str, Sequence[float]] | str | os.PathLike, *,
-                 title: str | None = None) -> Path:
-    """Write :func:`curves_svg` to ``path``; ``metrics`` may be a dict or a CSV path."""
-    if isinstance(metrics, (str, os.PathLike)):
-        metrics = read_metrics(metrics)
-    return write_svg(path, curves_svg(metrics, title=title))
+def write_curves(path: str | os.PathLike, epochs: Sequence[float],
+                 loss: Mapping[str, Sequence[float]], accuracy: Mapping[str, Sequence[float]],
+                 *, title: str | None = None) -> Path:
+    """Write :func:`curves_svg` to ``path``."""
+    return write_svg(path, curves_svg(epochs, loss, accuracy, title=title))
 
 
 # ----------------------------------------------------------- confusion matrix
