@@ -497,7 +497,10 @@ class Predictions:
     ``predicted`` ``(N,)`` and ``probabilities`` ``(N, K)`` cover all of it;
     ``sample_index`` / ``sample_images`` a few images of each class and
     ``misclassified_index`` / ``misclassified_images`` the first wrong ones, as
-    raw images ``(n, C, H, W)`` (uint8, or float when the data was float).
+    raw images ``(n, C, H, W)`` (uint8, or float when the data was float);
+    ``probe_images`` are the first images of the split (images ``0 .. P-1``, so
+    their labels are ``labels[:P]``), a fixed set for the inspection tools (the
+    dataset patches that excite each feature map most).
     """
 
     split: str
@@ -508,21 +511,23 @@ class Predictions:
     sample_images: np.ndarray
     misclassified_index: np.ndarray
     misclassified_images: np.ndarray
+    probe_images: np.ndarray
 
     @classmethod
     def from_evaluation(cls, split: str, images: np.ndarray, labels: np.ndarray,
                         predicted: np.ndarray, probabilities: np.ndarray, *,
-                        per_class: int = 2, wrong: int = 100) -> "Predictions":
+                        per_class: int = 2, wrong: int = 100,
+                        probe: int = 1000) -> "Predictions":
         classes = np.unique(labels)
         samples = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in classes]
                                  ) if len(labels) else np.zeros(0, np.int64)
         misclassified = np.flatnonzero(predicted != labels)[:wrong]
         return cls(split, labels, predicted, probabilities, samples, images[samples],
-                   misclassified, images[misclassified])
+                   misclassified, images[misclassified], images[:probe])
 
 
 _PREDICTION_ARRAYS = ("labels", "predicted", "probabilities", "sample_index", "sample_images",
-                      "misclassified_index", "misclassified_images")
+                      "misclassified_index", "misclassified_images", "probe_images")
 
 
 def write_predictions(run: str | os.PathLike, predictions: Predictions) -> Path:
@@ -535,7 +540,7 @@ def write_predictions(run: str | os.PathLike, predictions: Predictions) -> Path:
             probabilities=p.probabilities.astype(np.float32),
             sample_index=p.sample_index.astype(np.int64), sample_images=p.sample_images,
             misclassified_index=p.misclassified_index.astype(np.int64),
-            misclassified_images=p.misclassified_images)
+            misclassified_images=p.misclassified_images, probe_images=p.probe_images)
     return path
 
 
@@ -567,6 +572,10 @@ def read_predictions(run: str | os.PathLike) -> Predictions:
                               f"'{index}', received {img.shape} for {len(idx)} indices")
         if idx.size and (idx.dtype.kind not in "iu" or idx.min() < 0 or idx.max() >= n):
             raise RunDirError(f"{path}: expected '{index}' to hold indices below {n}")
+    probe = data["probe_images"]
+    if probe.ndim != 4 or len(probe) > n:
+        raise RunDirError(f"{path}: expected 'probe_images' of shape (P, C, H, W) with P <= "
+                          f"{n}, received {probe.shape}")
     try:
         split = data["split"].tobytes().decode("utf-8")
     except UnicodeDecodeError:

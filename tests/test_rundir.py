@@ -178,8 +178,11 @@ def test_predictions_round_trip(tmp_path) -> None:
     rundir.write_predictions(tmp_path, written)
     read = rundir.read_predictions(tmp_path)
     assert read.split == "validation"
+    np.testing.assert_array_equal(written.probe_images, images[:40])
+    assert len(Predictions.from_evaluation("test", images, labels, predicted,
+                                           written.probabilities, probe=10).probe_images) == 10
     for name in ("labels", "predicted", "probabilities", "sample_index", "sample_images",
-                 "misclassified_index", "misclassified_images"):
+                 "misclassified_index", "misclassified_images", "probe_images"):
         np.testing.assert_array_equal(getattr(read, name), getattr(written, name), err_msg=name)
 
 
