@@ -134,29 +134,54 @@ def _cifar10(root: Path, progress: bool) -> Dataset:
 
 @dataclass(frozen=True)
 class DatasetEntry:
-    """A registered dataset: its loader and a one-line description for ``--help``."""
+    """A registered dataset: its loader, a one-line description for ``--help`` and the
+    shape ``(C, H, W)`` of its images (known before loading, so a model for other
+    images can be refused without reading any data)."""
 
     load: Callable[[Path, bool], Dataset]
     description: str
+    image_shape: tuple[int, int, int]
 
 
 DATASETS: dict[str, DatasetEntry] = {
     "mnist": DatasetEntry(_mnist, "MNIST digits, 1x28x28, 60,000 training and 10,000 test "
-                                  "images (embedded in the repository)"),
+                                  "images (embedded in the repository)", (1, 28, 28)),
     "cifar10": DatasetEntry(_cifar10, "CIFAR-10, 3x32x32 colour, 50,000 training images "
                                       "(data_batch_5 held out for validation by default) "
-                                      "and 10,000 test images"),
+                                      "and 10,000 test images", (3, 32, 32)),
 }
+
+
+def _one_line(message: str) -> str:
+    """A loader's message on one line: a download failure lists one mirror a line."""
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    for line in lines[1:]:
+        text += (" " if text.endswith((":", ".")) else "; ") + line
+    return text
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None,
                  progress: bool = True) -> Dataset:
-    """Load a registered dataset; any failure is one :class:`DatasetError`."""
+    """Load a registered dataset.
+
+    Raises
+    ------
+    DatasetError
+        For any failure (unknown name, a missing, unreadable or malformed file, a
+        failed download), as one line naming the file or directory and why.
+    """
     if name not in DATASETS:
         raise DatasetError(f"expected a dataset among {', '.join(sorted(DATASETS))}, "
                            f"received {name!r}")
+    entry = DATASETS[name]
     root = data_root(name, data_dir)
     try:
-        return DATASETS[name].load(root, progress)
-    except (MNISTError, CIFAR10Error, IDXError) as error:
-        raise DatasetError(f"cannot load {name}: {error}") from None
+        dataset = entry.load(root, progress)
+    except (MNISTError, CIFAR10Error, IDXError, OSError) as error:
+        # OSError: a file the loader found but cannot read (permissions, I/O error).
+        raise DatasetError(f"cannot load {name}: {_one_line(str(error))}") from None
+    if dataset.image_shape != entry.image_shape:
+        raise DatasetError(f"cannot load {name}: expected images of shape {entry.image_shape}, "
+                           f"received {dataset.image_shape} from {root}")
+    return dataset

@@ -15,6 +15,8 @@ Yosinski et al. (2015), Springenberg et al. (2014) and cuda-convnet:
   image is covered.
 * :func:`weight_gradients`, :func:`weight_statistics`: per-layer weight
   gradients and cuda-convnet's mean ``|W|``, mean ``|dW|`` and their ratio.
+* :func:`colour_specificity`: how much a first-layer kernel differs between
+  the colour channels (AlexNet's two GPUs, Figure 3).
 
 Conventions shared by every tool
 --------------------------------
@@ -59,7 +61,8 @@ from minidl.parameter import Parameter
 
 __all__ = ["ReceptiveField", "receptive_field", "TopPatches", "top_patches", "saliency",
            "guided_backprop", "deconvnet", "relu_backward_rule", "Maximized", "maximize",
-           "occlusion", "weight_gradients", "LayerStats", "weight_statistics"]
+           "occlusion", "weight_gradients", "LayerStats", "weight_statistics",
+           "channel_projections", "colour_specificity"]
 
 
 # ------------------------------------------------------------------ plumbing
@@ -597,10 +600,11 @@ def _clip_bounds(clip: Any, channels: int, owner: str) -> tuple[np.ndarray, np.n
 def maximize(model: Layer, layer_name: str, channel: int, input_shape: tuple[int, int, int], *,
              steps: int = 100, lr: float = 0.1, l2: float = 1e-3, blur: float = 0.5,
              blur_every: int = 4, jitter: int = 2, clip: tuple[Any, Any] | None = None,
-             rng: np.random.Generator | int | None = None) -> Maximized:
-    """The input that maximises a channel's mean activation or a class score.
+             rng: np.random.Generator | int | None = None, start: float = 0.5,
+             position: str = "mean") -> Maximized:
+    """The input that maximises a channel's activation or a class score.
 
-    Gradient ascent from a small random start (Erhan et al. 2009), with the
+    Gradient ascent from a random start (Erhan et al. 2009), with the
     regularisers of Yosinski et al. (2015). Each step:
 
     1. roll the image by a random shift of up to ``jitter`` pixels;
@@ -618,9 +622,13 @@ def maximize(model: Layer, layer_name: str, channel: int, input_shape: tuple[int
     ----------
     model : Layer
     layer_name : str
-        The layer whose output channel is maximised. The objective is the
-        mean of ``output[0, channel]`` over its positions; for the last layer
-        (class scores ``(1, K)``) that is the class's logit.
+        The layer whose output channel is maximised; for the last layer (class
+        scores ``(1, K)``) the objective is the class's logit.
+    position : {"mean", "centre"}
+        For a feature map: the mean of ``output[0, channel]`` over its
+        positions, or the one unit at its centre. The centre unit sees only its
+        receptive field, so the image shows a pattern of that size (Yosinski et
+        al. 2015); a first layer's mean is maximised by a flat image.
     channel : int
         Channel (or class) index.
     input_shape : (C, H, W)
@@ -638,6 +646,10 @@ def maximize(model: Layer, layer_name: str, channel: int, input_shape: tuple[int
         ``((0 - mean) / std, (1 - mean) / std)``. None: no clipping.
     rng : numpy Generator or int seed, optional
         Source of the start and the shifts: the same seed gives the same image.
+    start : float
+        Standard deviation of the random start, in input units. Near 0 the input
+        is the mean image, where a ReLU network's units can all be off, and a
+        zero gradient would never move (after clipping, when given).
 
     Returns
     -------
@@ -661,9 +673,11 @@ def maximize(model: Layer, layer_name: str, channel: int, input_shape: tuple[int
     jitter = checks.integer(jitter, "jitter", owner, minimum=0)
     bounds = _clip_bounds(clip, shape[0], owner)
     rng = checks.rng_from(rng, owner)
+    start = checks.real(start, "start", owner, minimum=0.0)
+    checks.one_of(position, ("mean", "centre"), "position", owner)
     dtype = _model_dtype(model)
 
-    x = rng.normal(0.0, 0.01, shape).astype(dtype)
+    x = rng.normal(0.0, start, shape).astype(dtype)
     if bounds is not None:
         x = np.clip(x, *bounds).astype(dtype)
     objective = np.empty(steps)
@@ -679,9 +693,13 @@ def maximize(model: Layer, layer_name: str, channel: int, input_shape: tuple[int
                 raise ValueError(f"{owner}: expected '{layer_name}' to output (N, channels, ...) "
                                  f"in the forward pass, received {got}")
             checks.index(channel, "channel", owner, act.shape[1])
-            objective[step] = float(act[0, channel].mean(dtype=np.float64))
+            # The unit(s) maximised: every position of the map, or its centre one.
+            where: tuple[Any, ...] = (0, channel)
+            if position == "centre" and act.ndim == 4:
+                where += (act.shape[2] // 2, act.shape[3] // 2)
+            objective[step] = float(np.mean(act[where], dtype=np.float64))
             tap.gradient = np.zeros_like(act)
-            tap.gradient[0, channel] = 1 / act[0, channel].size
+            tap.gradient[where] = 1 / np.size(act[where])
             tap.reached = False
             # The objective's gradient enters at the layer (the tap hands it over), while
             # the model's output, not part of the objective, sends back zeros.
@@ -853,3 +871,89 @@ def weight_statistics(model: Layer) -> list[LayerStats]:
             ratio = float("inf") if mean_g > 0 else 0.0
         out.append(LayerStats(name, mean_w, mean_g, ratio))
     return out
+
+
+# --------------------------------------------------------------- projections
+def channel_projections(model: Layer, layer_name: str, images: np.ndarray,
+                        targets: np.ndarray, rule: str = "guided") -> np.ndarray:
+    """Project one activation of a layer per image back to the input.
+
+    The gradient of ``layer(images)[n, c_n, i_n, j_n]`` with respect to
+    ``images[n]``, with every ReLU's backward pass replaced by ``rule`` (see
+    :func:`relu_backward_rule`): with ``"guided"`` this is the
+    guided-backpropagation projection of a feature-map maximum that Zeiler &
+    Fergus's Figure 2 shows beside its patches. One forward pass (eval mode)
+    and one backward pass for the whole batch; images do not interact.
+
+    Parameters
+    ----------
+    model : Layer
+    layer_name : str
+        A layer in ``model.named_modules()`` whose output is ``(N, C, h, w)``.
+    images : np.ndarray, ``(N, C_in, H, W)``
+        Preprocessed images.
+    targets : np.ndarray of int, ``(N, 3)``
+        ``(channel, i, j)`` of the activation projected for each image.
+    rule : {"gradient", "guided", "deconvnet"}
+
+    Returns
+    -------
+    np.ndarray, ``(N, C_in, H, W)``
+        In the model's dtype. The model is left as it was found.
+    """
+    owner = "channel_projections"
+    layer = _find_layer(model, layer_name, owner)
+    batch, _ = _as_images(images, model, owner, single=False, name="images")
+    targets = np.asarray(targets)
+    if targets.shape != (len(batch), 3) or targets.dtype.kind not in "iu":
+        raise ValueError(f"{owner}: expected targets of {len(batch)} (channel, i, j) ints, "
+                         f"received {targets.dtype} {targets.shape}")
+    with _undisturbed(model), relu_backward_rule(model, rule), _tap(layer) as tap:
+        out = model.forward(batch, training=False, keep_for_backward=True)
+        act = tap.output
+        if act is None or act.ndim != 4:
+            raise ValueError(f"{owner}: expected '{layer_name}' to output feature maps "
+                             f"(N, C, h, w), received {None if act is None else act.shape}")
+        if ((targets < 0) | (targets >= np.array(act.shape[1:]))).any():
+            raise ValueError(f"{owner}: expected (channel, i, j) within {act.shape[1:]}, "
+                             f"received {targets.min(axis=0)}..{targets.max(axis=0)}")
+        tap.gradient = np.zeros_like(act)
+        tap.gradient[np.arange(len(batch)), targets[:, 0], targets[:, 1], targets[:, 2]] = 1
+        # The gradient enters at the layer; the output, not part of it, sends back zeros.
+        return np.ascontiguousarray(model.backward(np.zeros_like(out)))
+
+
+
+# ------------------------------------------------------------- colour in the kernels
+def colour_specificity(weight: Any) -> np.ndarray:
+    """How colour-specific each kernel of a first layer is, from 0 to 1.
+
+    For a kernel ``W`` of shape ``(C, kh, kw)``, with ``M`` its mean over the
+    channels at each position, the share of its energy that differs between the
+    channels::
+
+        score = sum (W - M)**2 / sum W**2
+
+    0 means the same pattern in every channel: the kernel sees only brightness
+    (colour-agnostic). A kernel on one channel alone scores ``1 - 1/C`` (2/3
+    for RGB); opponent colours (red against green) score up to 1. AlexNet's two
+    GPUs learned kernels "largely colour-agnostic" on one and "largely
+    colour-specific" on the other (Krizhevsky et al. 2012, section 6.1).
+
+    Parameters
+    ----------
+    weight : np.ndarray or Parameter
+        ``(out_channels, C, kh, kw)``.
+
+    Returns
+    -------
+    np.ndarray of float64, ``(out_channels,)``; 0 for an all-zero kernel.
+    """
+    w = weight.data if isinstance(weight, Parameter) else weight
+    w = np.asarray(w, dtype=np.float64)
+    if w.ndim != 4:
+        raise ValueError(f"colour_specificity: expected a conv weight (out_channels, C, kh, kw), "
+                         f"received shape {w.shape}")
+    total = np.square(w).sum(axis=(1, 2, 3))
+    deviation = np.square(w - w.mean(axis=1, keepdims=True)).sum(axis=(1, 2, 3))
+    return np.divide(deviation, total, out=np.zeros_like(total), where=total > 0)

@@ -96,6 +96,7 @@ def load(path: str | os.PathLike, model: Layer | None = None, optimizer: Any = N
     document = _document(arrays, path)
     weights = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
     buffers = {k[len("optimizer/"):]: v for k, v in arrays.items() if k.startswith("optimizer/")}
+    whose = "the model given" if model is not None else "the model's own description"
     if model is None:
         try:
             model = layer_from_config(document["model"])
@@ -105,7 +106,8 @@ def load(path: str | os.PathLike, model: Layer | None = None, optimizer: Any = N
     try:
         model.load_state_dict(weights)
     except ValueError as error:
-        raise CheckpointError(f"{path}: {error}") from None
+        raise CheckpointError(f"{path}: expected the weights of {whose}, received others: "
+                              f"{error}") from None
 
     optimizer_state = None
     if "optimizer" in document:

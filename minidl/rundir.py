@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from minidl import io
+from minidl import checks, io
 from minidl.atomic import atomic_open, atomic_write_bytes
 
 CHECKPOINT = "checkpoint.npz"
@@ -268,14 +268,26 @@ class TrainingState:
                                                  for r in rows):
             raise RunDirError(f"{source}: expected 'metrics' to be a list of rows with the "
                               f"columns {', '.join(METRIC_COLUMNS)}")
+        for number, row in enumerate(rows, 1):
+            for column in METRIC_COLUMNS:
+                value = row[column]
+                if value is not None and (isinstance(value, bool)
+                                          or not isinstance(value, (int, float))):
+                    raise RunDirError(f"{source}: expected a number or null in 'metrics', row "
+                                      f"{number}, column '{column}', received {value!r}")
         spec = None if meta["input"] is None else InputSpec.from_dict(
             meta["input"], f"{source}: key 'input'")
         return cls(trainer, dict(meta["settings"]), spec, progress, meta["schedule"],
                    dict(meta["rng_states"]), list(rows))
 
 
+#: The smallest value of each counter in the training state (the rest are >= 0).
+_AT_LEAST_ONE = {"trainer": ("epochs", "batch_size", "train_size")}
+
+
 def _require_dict(meta: dict[str, Any], key: str, kind: type, source: str) -> dict[str, Any]:
-    """``meta[key]`` checked to hold a number for each field of the dataclass ``kind``."""
+    """``meta[key]`` checked to hold a count (an int >= 0, or >= 1 for a size) or a finite
+    number >= 0 for each field of the dataclass ``kind``."""
     value = meta[key]
     if not isinstance(value, dict):
         raise RunDirError(f"{source}: expected '{key}' to be a JSON object, "
@@ -285,13 +297,15 @@ def _require_dict(meta: dict[str, Any], key: str, kind: type, source: str) -> di
         if item.name not in value:
             raise RunDirError(f"{source}: expected key '{key}.{item.name}', received keys "
                               f"{sorted(value)}")
-        number = value[item.name]
-        wanted = int if item.type in ("int", int) else (int, float)
-        if isinstance(number, bool) or not isinstance(number, wanted):
-            raise RunDirError(f"{source}: expected '{key}.{item.name}' to be "
-                              f"{'an integer' if wanted is int else 'a number'}, "
-                              f"received {number!r}")
-        out[item.name] = number
+        name = f"'{key}.{item.name}'"
+        try:
+            if item.type in ("int", int):
+                least = 1 if item.name in _AT_LEAST_ONE.get(key, ()) else 0
+                out[item.name] = checks.integer(value[item.name], name, source, minimum=least)
+            else:
+                out[item.name] = checks.real(value[item.name], name, source, minimum=0.0)
+        except ValueError as error:
+            raise RunDirError(str(error)) from None
     return out
 
 
@@ -299,6 +313,32 @@ def checkpoint_path(run: str | os.PathLike) -> Path:
     """``run`` itself when it is a file, else ``run/checkpoint.npz``."""
     path = Path(run)
     return path / CHECKPOINT if path.is_dir() else path
+
+
+def check_output_dir(path: str | os.PathLike, owner: str) -> Path:
+    """Refuse, before anything is computed, a directory that cannot be made or written.
+
+    ``path`` is an existing directory, or a path whose nearest existing parent is
+    a directory; either must be writable. ``owner`` names it in messages (the
+    flag, e.g. ``"--out"``). Whether an existing directory may hold files is the
+    caller's rule.
+
+    Raises
+    ------
+    RunDirError
+        If ``path`` is a file, lies inside a file, or cannot be written.
+    """
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise RunDirError(f"{owner}: expected a directory, received {path}, an existing file")
+    existing = path if path.is_dir() else next((p for p in path.parents if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise RunDirError(f"{owner}: expected a path where a directory can be made, "
+                          f"received {path}, inside the file {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirError(f"{owner}: expected a directory that can be written, received "
+                          f"{path}, but {existing} is not writable")
+    return path
 
 
 def read_state(checkpoint: str | os.PathLike) -> TrainingState:
@@ -433,8 +473,9 @@ def append_weight_stats(run: str | os.PathLike, epoch: int,
     path = Path(run) / WEIGHT_STATS
     kept: list[list[str]] = []
     if path.is_file():
+        read_weight_stats(run)  # a damaged file is reported, not half-read
         with open(path, newline="", encoding="utf-8") as handle:
-            kept = [row for row in list(csv.reader(handle))[1:] if row and int(row[0]) < epoch]
+            kept = [row for row in list(csv.reader(handle))[1:] if row and float(row[0]) < epoch]
     buffer = _io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(WEIGHT_STAT_COLUMNS)

@@ -47,7 +47,6 @@ import numpy as np
 from tqdm import tqdm
 
 from minidl import checks, io, rundir
-from minidl.inspect import weight_statistics
 from minidl.layers.base import Layer
 from minidl.losses import SoftmaxCrossEntropy, softmax
 from minidl.optim import Optimizer
@@ -300,10 +299,19 @@ class Trainer:
             raise RunDirError(f"{path}: expected {'a' if state.schedule else 'no'} learning-rate "
                               f"schedule, as the run had, received "
                               f"{'one' if self.schedule else 'none'}")
+        steps = math.ceil(train_size / self.batch_size)
+        if state.progress.step >= steps or state.progress.epoch > self.epochs:
+            raise RunDirError(f"{path}: expected a position within the run ({self.epochs} "
+                              f"epochs of {steps} steps), received epoch "
+                              f"{state.progress.epoch}, step {state.progress.step} (key "
+                              f"'progress')")
         layers = self._rng_layers()
         if set(layers) != set(state.rng_states):
             raise RunDirError(f"{path}: expected random-number states for the layers "
                               f"{sorted(layers)}, received {sorted(state.rng_states)}")
+        if (self.run_dir / rundir.WEIGHT_STATS).is_file():
+            # Read now, so that a damaged file stops the run before, not after, an epoch.
+            rundir.read_weight_stats(self.run_dir)
         io.load(path, self.model, self.optimizer)
         if self.schedule is not None:
             try:
@@ -352,7 +360,9 @@ class Trainer:
                               f"resume it or choose another directory")
         if self.run_dir is not None:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            rundir.write_settings(self.run_dir, self.settings)
+            if not resume or not (self.run_dir / rundir.SETTINGS).exists():
+                # A resumed run keeps its files as they are until an epoch ends.
+                rundir.write_settings(self.run_dir, self.settings)
 
         self.stop_training = False
         for callback in self.callbacks:
@@ -443,6 +453,9 @@ class Trainer:
             seconds=progress.seconds + time.perf_counter() - started)
         self.history.append(row)
         if self.run_dir is not None:
+            # Imported here: minidl.inspect brings in SciPy, which a command line that
+            # only checks its arguments (or a run without a directory) need not load.
+            from minidl.inspect import weight_statistics
             self._save(self.run_dir, self._state(Progress(epoch=epoch), train_size))
             rundir.write_metrics(self.run_dir, self.history)
             rundir.append_weight_stats(self.run_dir, epoch, [

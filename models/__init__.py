@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from minidl.layers.base import Layer
+from models.cifar import convnet_18pct, convnet_80sec, two_column
 from models.lenet import LENET5_C3_TABLE, lenet, lenet5, lenet_caffe
 
 
@@ -40,23 +41,45 @@ class ModelEntry:
     recipe: Recipe
 
 
-_MNIST_LR = {"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3}
-
+# The MNIST rates were chosen so that one epoch on 6,000 images (python train.py --model M
+# --optimizer O --epochs 1 --limit-train 6000 --seed S) never stops on a non-finite loss
+# and reaches a test accuracy of at least 0.9, for every optimizer and seeds 0..4.
 MODELS: dict[str, ModelEntry] = {
+    # At 2e-3 Adam left the modern LeNet below 0.9 after that epoch on two seeds of five.
     "lenet": ModelEntry(lenet, "mnist", "modern LeNet: ReLU, max pooling, 61,706 parameters",
-                        Recipe(epochs=12, batch_size=64, lr=_MNIST_LR, shift=2)),
+                        Recipe(epochs=12, batch_size=64,
+                               lr={"sgd": 0.05, "adam": 5e-3, "adamw": 5e-3}, shift=2)),
+    # tanh saturates rather than diverges, and learns slowly at the modern LeNet's old rates
+    # (0.87-0.89 after that epoch with Adam at 2e-3): LeNet-5 takes 0.1 for SGD and 1e-2
+    # for Adam, which stay stable over four epochs too.
     "lenet5": ModelEntry(lenet5, "mnist", "LeNet-5 (1998) with its C3 connection table, on 32x32",
-                         Recipe(epochs=12, batch_size=64, lr=_MNIST_LR, shift=2, pad=2)),
+                         Recipe(epochs=12, batch_size=64,
+                                lr={"sgd": 0.1, "adam": 1e-2, "adamw": 1e-2}, shift=2, pad=2)),
     # Caffe's LeNet has no nonlinearity between its convolutions and is wider: at 0.05
-    # it diverged on some seeds, so it keeps Caffe's own rate.
+    # it diverged on seeds 1 and 2 (tests/test_train.py), so it keeps Caffe's own rate.
     "lenet-caffe": ModelEntry(lenet_caffe, "mnist", "Caffe's wider LeNet: 20/50 maps, 500 hidden",
                               Recipe(epochs=12, batch_size=64,
                                      lr={"sgd": 0.01, "adam": 1e-3, "adamw": 1e-3}, shift=2)),
 }
 
+# CIFAR-10: photographs, so crops (shifts with padding 4) and horizontal flips.
+_CIFAR = dict(epochs=30, batch_size=128, lr={"sgd": 0.05, "adam": 2e-3, "adamw": 2e-3},
+              warmup_epochs=1.0, shift=4, flip=True)
+MODELS.update({
+    "convnet-80sec": ModelEntry(convnet_80sec, "cifar10",
+                                "cuda-convnet's 80sec net: 32/32/64 5x5 maps, fc64",
+                                Recipe(**_CIFAR)),
+    "convnet-18pct": ModelEntry(convnet_18pct, "cifar10",
+                                "cuda-convnet's 18pct net: 32/32/64 maps, response normalisation",
+                                Recipe(**_CIFAR)),
+    "two-column": ModelEntry(two_column, "cifar10",
+                             "AlexNet's two-GPU split: conv2 reads only its own column",
+                             Recipe(**_CIFAR)),
+})
+
 #: The model train.py uses for each dataset when --model is not given.
-DEFAULT_MODELS: dict[str, str] = {"mnist": "lenet"}
+DEFAULT_MODELS: dict[str, str] = {"mnist": "lenet", "cifar10": "convnet-80sec"}
 
 __all__ = ["MODELS", "DEFAULT_MODELS", "ModelEntry", "Recipe", "lenet", "lenet5", "lenet_caffe",
-           "LENET5_C3_TABLE"]
+           "LENET5_C3_TABLE", "convnet_80sec", "convnet_18pct", "two_column"]
 

@@ -91,7 +91,8 @@ FORWARD_ERRORS = [
                  r"Dense.*: expected input of dtype float32 \(the layer's dtype\), received float64",
                  id="dense-float64-into-float32"),
     pytest.param(lambda: MaxPool2D(3), f32(1, 1, 2, 5),
-                 r"MaxPool2D\(kernel_size=\[3, 3\], stride=\[3, 3\], padding=\[0, 0\]\): expected input at "
+                 r"MaxPool2D\(kernel_size=\[3, 3\], stride=\[3, 3\], padding=\[0, 0\], ceil_mode=False\): "
+                 r"expected input at "
                  r"least 3x3 after padding \(0, 0\), received 2x5: the pooling window does not fit",
                  id="maxpool-window-does-not-fit"),
     pytest.param(lambda: AvgPool2D((2, 4), padding=(0, 1)), f32(1, 1, 4, 1),

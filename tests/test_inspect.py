@@ -162,7 +162,8 @@ def test_layers_inside_a_user_layer_can_be_inspected_but_have_no_receptive_field
     np.testing.assert_allclose(inspect.saliency(model, x, [1]),
                                np.abs(numeric_gradient(model, x, [1])).max(axis=1),
                                rtol=1e-6, atol=1e-9)
-    result = inspect.maximize(model, "res.conv", 1, (2, 4, 4), steps=2, blur=0.0, jitter=0, rng=0)
+    result = inspect.maximize(model, "res.conv", 1, (2, 4, 4), steps=2, blur=0.0, jitter=0, rng=0,
+                              start=0.01)
     start = np.random.default_rng(0).normal(0.0, 0.01, (1, 2, 4, 4))
     conv = model["res"].conv
     assert result.objective[0] == pytest.approx(conv.forward(start)[0, 1].mean(), rel=1e-12)
@@ -338,7 +339,7 @@ def test_one_maximize_step_by_hand() -> None:
     model = small_net()
     lr, l2, sigma = 0.3, 0.1, 0.7
     result = inspect.maximize(model, "conv2", 2, (2, 8, 8), steps=1, lr=lr, l2=l2, blur=sigma,
-                              blur_every=1, jitter=2, rng=4)
+                              blur_every=1, jitter=2, rng=4, start=0.01)
     x0 = np.random.default_rng(4).normal(0.0, 0.01, (2, 8, 8))     # the small random start
     matches = []
     for shift in itertools.product(range(-2, 3), repeat=2):
@@ -371,7 +372,7 @@ def test_maximize_objective_is_the_mean_of_the_channel_and_the_logit() -> None:
     model = small_net()
     for name, channel in [("conv2", 3), ("fc1", 1)]:
         result = inspect.maximize(model, name, channel, (2, 8, 8), steps=1, blur=0.0, jitter=0,
-                                  rng=0)
+                                  rng=0, start=0.01)
         start = np.random.default_rng(0).normal(0.0, 0.01, (1, 2, 8, 8))
         out = prefix(model, name, start)[1]
         assert result.objective[0] == pytest.approx(out[0, channel].mean(), rel=1e-12)
@@ -556,3 +557,40 @@ def test_a_layer_that_does_not_reach_the_output_cannot_be_maximised() -> None:
     with pytest.raises(ValueError, match="expected 'side' to lead to the model's output"):
         inspect.maximize(g, "side", 0, (1, 6, 6), steps=1)
     assert "backward" not in vars(g["side"])
+
+
+def test_colour_specificity_from_grey_to_opponent_colours(rng) -> None:
+    from minidl.inspect import colour_specificity
+    x = rng.standard_normal((5, 5))
+    kernels = np.stack([np.stack([x, x, x]), np.stack([x, 0 * x, 0 * x]),
+                        np.stack([x, -x, 0 * x]), np.zeros((3, 5, 5))])
+    np.testing.assert_allclose(colour_specificity(kernels), [0, 2 / 3, 1, 0], atol=1e-12)
+    w = rng.standard_normal((6, 3, 5, 5))
+    direct = [((k - k.mean(axis=0)) ** 2).sum() / (k ** 2).sum() for k in w]
+    np.testing.assert_allclose(colour_specificity(w), direct, rtol=1e-12)
+    with pytest.raises(ValueError, match=r"expected a conv weight \(out_channels, C, kh, kw\)"):
+        colour_specificity(w[0])
+
+
+def test_maximize_of_a_centre_unit_uses_that_unit_only() -> None:
+    model = small_net()
+    result = inspect.maximize(model, "conv2", 3, (2, 8, 8), steps=1, blur=0.0, jitter=0, rng=0,
+                              start=0.01, position="centre")
+    start = np.random.default_rng(0).normal(0.0, 0.01, (1, 2, 8, 8))
+    out = prefix(model, "conv2", start)[1]
+    h, w = out.shape[2:]
+    assert result.objective[0] == pytest.approx(out[0, 3, h // 2, w // 2], rel=1e-12)
+    with pytest.raises(ValueError, match="expected position to be one of 'mean', 'centre'"):
+        inspect.maximize(model, "conv2", 3, (2, 8, 8), position="corner")
+
+
+def test_maximize_starts_where_units_are_alive() -> None:
+    # A ReLU network with negative first-layer biases is dead at the mean image: from a
+    # near-zero start the gradient is exactly zero and the ascent never moves.
+    rng = np.random.default_rng(0)
+    model = Sequential(Conv2D(1, 3, 3, rng=rng, **F64), ReLU(), Conv2D(3, 2, 3, rng=rng, **F64))
+    model[0].bias.data[...] = -0.5
+    dead = inspect.maximize(model, "conv2", 1, (1, 8, 8), steps=20, rng=0, start=1e-3)
+    alive = inspect.maximize(model, "conv2", 1, (1, 8, 8), steps=20, rng=0)
+    assert np.ptp(dead.objective) == 0
+    assert alive.objective[-1] > alive.objective[0]

@@ -58,3 +58,38 @@ def test_same_seed_same_weights():
 
 def test_lenet_caffe_is_wider():
     assert counts(lenet_caffe(rng=0)) == {"conv1": 520, "conv2": 25050, "fc1": 400500, "fc2": 5010}
+
+
+# -- CIFAR-10 nets -------------------------------------------------------------------------
+
+def test_cuda_convnet_nets_have_their_layer_files_geometry():
+    from models import convnet_18pct, convnet_80sec
+    # 5x5 convolutions with padding 2 of 32, 32, 64 maps; 3x3 stride-2 pooling rounded up
+    # as cuda-convnet does: 32 -> 16 -> 8 -> 4, so 64 x 4 x 4 = 1024 features.
+    assert counts(convnet_80sec(rng=0)) == {"conv1": 3 * 32 * 25 + 32, "conv2": 32 * 32 * 25 + 32,
+                                            "conv3": 32 * 64 * 25 + 64, "fc1": 1024 * 64 + 64,
+                                            "fc2": 64 * 10 + 10}
+    assert counts(convnet_18pct(rng=0))["fc1"] == 1024 * 10 + 10
+    assert convnet_80sec(rng=0).num_parameters() == 145578
+    assert convnet_18pct(rng=0).num_parameters() == 89578
+
+
+def test_two_column_net_splits_conv2_into_two_columns():
+    from models import two_column
+    model = two_column(rng=0)
+    assert model["conv1"].weight.shape == (64, 3, 5, 5)      # every kernel sees R, G and B
+    assert model["conv2"].groups == 2 and model["conv2"].weight.shape == (64, 32, 5, 5)
+    assert model["conv3"].groups == 1                          # conv3 reads both columns
+    assert model.num_parameters() == 150986
+
+
+@pytest.mark.parametrize("name", ["convnet-80sec", "convnet-18pct", "two-column"])
+def test_cifar_models_map_colour_images_to_ten_logits_and_round_trip(name):
+    model = MODELS[name].build(rng=0)
+    assert MODELS[name].dataset == "cifar10"
+    x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    y = model.forward(x, training=False)
+    assert y.shape == (2, 10) and y.dtype == np.float32
+    rebuilt = layer_from_config(json.loads(json.dumps(layer_to_config(model))))
+    rebuilt.load_state_dict(model.state_dict())
+    np.testing.assert_array_equal(rebuilt.forward(x, training=False), y)

@@ -121,3 +121,17 @@ def test_concat_and_add_accept_mixed_memory_orders(rng) -> None:
     cm = channel_major_copy(x)
     np.testing.assert_array_equal(Add().forward([x, cm]), 2 * x)
     np.testing.assert_array_equal(Concat().forward([x, cm]), np.concatenate([x, x], axis=1))
+
+
+def test_floating_point_error_settings_reach_the_worker_threads(rng) -> None:
+    # The trainer silences overflow warnings around a diverging forward pass; the
+    # convolution's chunks run on worker threads, whose NumPy settings are their own.
+    import warnings
+    conv = Conv2D(3, 8, 3, padding=1, rng=0)
+    conv.weight.data[...] = 1e30
+    x = np.full((64, 3, 32, 32), 1e30, np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="ignore", invalid="ignore"):
+            y = conv.forward(x)
+    assert not np.isfinite(y).all()

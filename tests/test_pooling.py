@@ -9,6 +9,8 @@ count_include_pad=True).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -42,12 +44,23 @@ def pool_geometry(kernel, stride, padding):
     return kernel, pair(kernel if stride is None else stride), pair(padding)
 
 
-def maxpool_reference(x: np.ndarray, dy: np.ndarray | None, kernel, stride, padding):
+def out_size(size, kernel, stride, padding, ceil_mode=False):
+    """PyTorch's pooling output size, written out: floor, or ceil dropping a last window
+    that would start in the right padding."""
+    span = size + 2 * padding - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = math.ceil(span / stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
+
+
+def maxpool_reference(x: np.ndarray, dy: np.ndarray | None, kernel, stride, padding,
+                      ceil_mode=False):
     """Loop reference: the first maximum of each window, in row-major order, wins;
-    positions in the padding are skipped (never selected)."""
+    positions in the padding or past the input are skipped (never selected)."""
     (kh, kw), (sh, sw), (ph, pw) = pool_geometry(kernel, stride, padding)
     n_img, channels, h, w = x.shape
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    ho, wo = out_size(h, kh, sh, ph, ceil_mode), out_size(w, kw, sw, pw, ceil_mode)
     y = np.zeros((n_img, channels, ho, wo))
     dx = np.zeros_like(x, dtype=np.float64)
     for n in range(n_img):
@@ -68,24 +81,27 @@ def maxpool_reference(x: np.ndarray, dy: np.ndarray | None, kernel, stride, padd
     return y, dx
 
 
-def avgpool_reference(x: np.ndarray, dy: np.ndarray | None, kernel, stride, padding):
-    """Loop reference: window sum over the zero-padded input divided by kh * kw."""
+def avgpool_reference(x: np.ndarray, dy: np.ndarray | None, kernel, stride, padding,
+                      ceil_mode=False):
+    """Loop reference: window sum over the zero-padded input, divided by the number of
+    window cells inside the padded input (kh * kw unless a ceil-mode window overhangs)."""
     (kh, kw), (sh, sw), (ph, pw) = pool_geometry(kernel, stride, padding)
     n_img, channels, h, w = x.shape
-    ho, wo = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    ho, wo = out_size(h, kh, sh, ph, ceil_mode), out_size(w, kw, sw, pw, ceil_mode)
     y = np.zeros((n_img, channels, ho, wo))
     dx = np.zeros_like(x, dtype=np.float64)
     for n in range(n_img):
         for c in range(channels):
             for i in range(ho):
                 for j in range(wo):
-                    for m in range(kh):
-                        for k in range(kw):
-                            r, s = i * sh + m - ph, j * sw + k - pw
-                            if 0 <= r < h and 0 <= s < w:
-                                y[n, c, i, j] += x[n, c, r, s] / (kh * kw)
-                                if dy is not None:
-                                    dx[n, c, r, s] += dy[n, c, i, j] / (kh * kw)
+                    cells = [(i * sh + m - ph, j * sw + k - pw) for m in range(kh)
+                             for k in range(kw)]
+                    count = sum(1 for r, s in cells if r < h + ph and s < w + pw)
+                    for r, s in cells:
+                        if 0 <= r < h and 0 <= s < w:
+                            y[n, c, i, j] += x[n, c, r, s] / count
+                            if dy is not None:
+                                dx[n, c, r, s] += dy[n, c, i, j] / count
     return y, dx
 
 
@@ -267,3 +283,42 @@ def test_pooling_input_grad_false_returns_none(layer_cls, rng) -> None:
     pool = layer_cls(2)
     y = pool.forward(rng.standard_normal((1, 1, 4, 4)))
     assert pool.backward(np.ones_like(y), input_grad=False) is None
+
+
+# -- ceil mode (cuda-convnet's and Caffe's geometry) -----------------------------------------
+
+CEIL_CASES = [
+    ("3x3-stride2-32-gives-16", 3, 2, 0, (32, 32)),     # cuda-convnet: 32 -> 16 -> 8 -> 4
+    ("3x3-stride2-16-gives-8", 3, 2, 0, (16, 16)),
+    ("3x3-stride2-odd-input-no-overhang", 3, 2, 0, (7, 9)),
+    ("2x2-odd-input-keeps-last-row", 2, None, 0, (7, 5)),
+    ("3x3-stride2-padding1", 3, 2, 1, (6, 7)),
+    ("last-window-would-start-in-padding", 2, 2, 1, (4, 5)),
+    ("3x2-stride2x1-nonsquare", (3, 2), (2, 1), 0, (8, 6)),
+]
+CEIL_IDS = [case[0] for case in CEIL_CASES]
+
+
+@pytest.mark.parametrize("layer_cls, reference", [(MaxPool2D, maxpool_reference),
+                                                  (AvgPool2D, avgpool_reference)],
+                         ids=["max", "avg"])
+@pytest.mark.parametrize("case", CEIL_CASES, ids=CEIL_IDS)
+def test_ceil_mode_matches_reference_and_gradcheck(case, layer_cls, reference, rng) -> None:
+    _, kernel, stride, padding, hw = case
+    layer = layer_cls(kernel, stride=stride, padding=padding, ceil_mode=True)
+    x = well_spaced(rng, (2, 3) + hw)
+    y = layer.forward(x)
+    dy = integer_gradient(rng, y.shape)
+    y_ref, dx_ref = reference(x, dy, kernel, stride, padding, ceil_mode=True)
+    assert y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dy), dx_ref, rtol=1e-12, atol=1e-12)
+    check_layer(layer, x, rng=rng).raise_if_failed()
+
+
+def test_cuda_convnet_geometry_32_16_8_4() -> None:
+    x = np.zeros((1, 1, 32, 32))
+    for expected in (16, 8, 4):
+        x = MaxPool2D(3, stride=2, ceil_mode=True).forward(x)
+        assert x.shape[2:] == (expected, expected)
+    assert MaxPool2D(3, stride=2).forward(np.zeros((1, 1, 32, 32))).shape[2:] == (15, 15)

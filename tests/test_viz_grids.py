@@ -319,3 +319,26 @@ def test_image_grid_validation(bad, kwargs, words):
     assert "expected" in message and "received" in message
     for word in words:
         assert word in message
+
+
+def test_kernel_grid_global_minmax_is_shownets_normalisation():
+    w = np.arange(2 * 3 * 2 * 2, dtype=np.float64).reshape(2, 3, 2, 2) - 5
+    grid = kernel_grid(w, scale=1, border=1, ncols=2, normalize="global", border_color=0)
+    expected = np.rint((w - w.min()) / (w.max() - w.min()) * 255).astype(np.uint8)
+    assert grid.shape == (4, 7, 3)
+    np.testing.assert_array_equal(grid[1:3, 1:3], expected[0].transpose(1, 2, 0))
+    np.testing.assert_array_equal(grid[1:3, 4:6], expected[1].transpose(1, 2, 0))
+    assert (grid[0] == 0).all()  # black borders, as shownet.py draws them
+
+
+def test_kernel_grid_grey_strips_put_r_g_b_side_by_side():
+    w = RNG.normal(size=(4, 3, 5, 5))
+    grid = kernel_grid(w, scale=2, border=1, ncols=2, normalize="global", rgb=False)
+    assert grid.shape == (2 * 10 + 3, 2 * 30 + 3)  # each tile 3 * kw wide, grey
+    tile = grid[1:11, 1:31]
+    scaled = np.rint((w - w.min()) / (w.max() - w.min()) * 255)
+    for c in range(3):
+        np.testing.assert_array_equal(tile[::2, 10 * c:10 * c + 10:2], scaled[0, c])
+    with pytest.raises(ValueError, match="expected normalize to be one of 'tile', 'global', "
+                                         "'symmetric'"):
+        kernel_grid(w, normalize="kernel")

@@ -27,6 +27,7 @@ from models.lenet import LENET5_C3_TABLE, lenet, lenet5
 REPO = Path(__file__).resolve().parents[1]
 MEAN, STD = 0.1307, 0.3081
 N_TEST = 200
+STEPS = 3  # activation maximisation: a few steps are enough to check the figures
 
 
 # ----------------------------------------------------------------- helpers
@@ -170,7 +171,8 @@ def runs(tmp_path_factory):
     out5 = base / "report5"
     out1 = base / "report1"
     return {"run5": run5, "run1": run1, "out5": out5, "out1": out1,
-            "page5": write_report(run5, out5), "page1": write_report(run1, out1)}
+            "page5": write_report(run5, out5, maximize_steps=STEPS),
+            "page1": write_report(run1, out1, maximize_steps=STEPS)}
 
 
 def files_of(directory: Path) -> dict[str, bytes]:
@@ -293,9 +295,9 @@ def test_page_explains_the_connections(runs):
 
 
 def test_deterministic(runs, tmp_path):
-    again = write_report(runs["run5"], tmp_path / "again")
+    again = write_report(runs["run5"], tmp_path / "again", maximize_steps=STEPS)
     assert files_of(again.parent) == files_of(runs["out5"])
-    write_report(runs["run5"], tmp_path / "again")  # over its own files
+    write_report(runs["run5"], tmp_path / "again", maximize_steps=STEPS)  # over its own files
     assert files_of(again.parent) == files_of(runs["out5"])
 
 
@@ -348,7 +350,7 @@ def test_run_without_predictions_says_so(runs, tmp_path):
     run.mkdir()
     for name in ("checkpoint.npz", "metrics.csv", "args.json"):
         shutil.copy(runs["run1"] / name, run / name)
-    page = write_report(run, run)
+    page = write_report(run, run, maximize_steps=STEPS)
     text = page.read_text(encoding="utf-8")
     assert "No predictions.npz" in text
     assert not (run / "confusion.svg").exists() and (run / "curves.svg").exists()
@@ -361,7 +363,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_on_a_run_directory(runs, tmp_path):
-    done = run_cli(str(runs["run1"]), "--out", str(tmp_path / "cli"))
+    done = run_cli(str(runs["run1"]), "--out", str(tmp_path / "cli"), "--maximize-steps", str(STEPS))
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == tmp_path / "cli" / "report.html"
     assert files_of(tmp_path / "cli") == files_of(runs["out1"])
@@ -461,3 +463,33 @@ def test_feature_maps_nested_containers_use_dotted_names():
     assert [(n, m.shape) for n, m in maps] == [
         ("stem", (3, 8, 8)), ("block.conv", (4, 8, 8)), ("block.pool", (4, 4, 4))]
     np.testing.assert_array_equal(maps[-1][1], g.forward(x[None], training=False)[0])
+
+
+# ------------------------------------------------------- Figure 3 in colour
+def test_two_column_first_layer_is_drawn_in_colour_as_two_blocks(tmp_path):
+    from minidl.inspect import colour_specificity
+    from models.cifar import two_column
+    model = two_column(rng=0)
+    weight = model["conv1"].weight.data
+    weight[32:] = weight[32:].mean(axis=1, keepdims=True)  # column 2 sees brightness only
+    spec3 = InputSpec((3, 32, 32), (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), tuple("abcdefghij"))
+    state = TrainingState(trainer=TrainerSettings(1, 128, 0, 100), settings={},
+                          input=spec3, progress=Progress(epoch=1), schedule=None,
+                          rng_states={}, metrics=[])
+    io.save(tmp_path / rundir.CHECKPOINT, model, meta=state.to_meta())
+    page = write_report(tmp_path / rundir.CHECKPOINT, tmp_path / "out")
+    grid = read_png(tmp_path / "out" / "kernels-conv1.png")
+    assert grid.ndim == 3  # colour
+    white_rows = np.flatnonzero((grid == 255).all(axis=(1, 2)))
+    assert len(white_rows) == 8  # the gap between the two columns' blocks
+    top, bottom = grid[:white_rows[0]], grid[white_rows[-1] + 1:]
+    assert top.shape == bottom.shape  # 32 kernels each, 16 a row
+    # the second block is grey: R = G = B inside every tile
+    assert (bottom[..., 0] == bottom[..., 1]).all() and (bottom[..., 1] == bottom[..., 2]).all()
+    assert not (top[..., 0] == top[..., 1]).all()
+    score = colour_specificity(weight)
+    text = page.read_text(encoding="utf-8")
+    assert (f"column 1 (kernels 0&ndash;31): <b>{score[:32].mean():.3f}</b>; "
+            f"column 2 (kernels 32&ndash;63): <b>{score[32:].mean():.3f}</b>") in text
+    assert f"{score[32:].mean():.3f}" == "0.000"
+    assert (tmp_path / "out" / "kernels-conv1-rgb-slices.png").is_file()

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from minidl import checks
+from minidl import checks, parallel
 from minidl import init as initializers
 from minidl.layers.base import Layer, keeps
 from minidl.parameter import Parameter
@@ -30,11 +30,31 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
 class ConvCache(NamedTuple):
     """What Conv2D.backward needs from forward."""
 
-    #: im2col matrix ``(groups, in_channels // groups * kh * kw, N * H_out * W_out)``:
-    #: row (c, m, n), column (image, i, j) holds ``x_padded[image, c, i*s + m, j*s + n]``.
-    cols: np.ndarray
+    #: the input, zero-padded and channel-major: ``(C, N, H + 2 ph, W + 2 pw)``. Backward
+    #: gathers the im2col columns again from it, chunk by chunk, rather than keeping
+    #: them: they are ``kh * kw`` times larger and would not stay in cache.
+    padded: np.ndarray
     #: the input's shape ``(N, C, H, W)``.
     input_shape: tuple[int, int, int, int]
+
+
+def _im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
+            out_hw: tuple[int, int], groups: int) -> np.ndarray:
+    """The columns of a channel-major padded chunk, in a per-thread scratch buffer.
+
+    Shape
+    -----
+    ``xp`` ``(C, n, Hp, Wp)``; returns ``(groups, C // groups * kh * kw, n * H_out * W_out)``:
+    row ``(c, m, k)``, column ``(image, i, j)`` holds ``xp[c, image, i*sh + m, j*sw + k]``.
+    Channel-major rows make each group a contiguous block of rows; image-major columns make
+    ``W @ cols`` the output already in ``(C, N, H, W)`` memory order.
+    """
+    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
+    c, n = xp.shape[:2]
+    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    cols = parallel.scratch("cols", (c, kh, kw, n, ho, wo), xp.dtype)
+    np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))
+    return cols.reshape(groups, c // groups * kh * kw, n * ho * wo)
 
 
 class Conv2D(Layer):
@@ -163,78 +183,91 @@ class Conv2D(Layer):
                 keep_for_backward: bool | None = None) -> np.ndarray:
         x = self._check_input(x)
         n, c, h, w = x.shape
-        kh, kw = self.kernel_size
-        sh, sw = self.stride
+        (kh, kw), (ph, pw), g = self.kernel_size, self.padding, self.groups
         ho, wo = self._output_hw(h, w)
-        g = self.groups
-
-        xp = self._pad(x.transpose(1, 0, 2, 3))               # (C, N, H + 2ph, W + 2pw)
-        windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
-        # im2col, transposed: rows are (channel, m, n), columns are (image, i, j).
-        # Channel-major rows make each group a contiguous block; channel-major
-        # columns make the product W @ cols the output in (C, N, H, W) memory order.
-        cols = np.ascontiguousarray(windows.transpose(0, 4, 5, 1, 2, 3)).reshape(
-            g, (c // g) * kh * kw, n * ho * wo)
+        keep = keeps(training, keep_for_backward)
+        x_cm = x.transpose(1, 0, 2, 3)                          # (C, N, H, W): a view
+        # Kept for backward, the padded input must be our own; otherwise reuse a buffer.
+        xp = self._padded_buffer(x_cm, fresh=keep) if ph or pw else x_cm
         wmat = self._effective_weight().reshape(g, self.out_channels // g, -1)
-        out = np.matmul(wmat, cols).reshape(self.out_channels, n, ho, wo)
-        if self.bias is not None:
-            out += self.bias.data[:, None, None, None]
-        if keeps(training, keep_for_backward):
-            # A 1x1 kernel makes the columns a view of the reused padded buffer, which the
-            # next forward pass rewrites: the cache must own its data.
-            if xp is self._padded and np.may_share_memory(cols, xp):
-                cols = cols.copy()
-            self._cache = ConvCache(cols, x.shape)
-        else:
-            self._cache = None
+        out = np.empty((self.out_channels, n, ho, wo), x.dtype)
+        outs = out.reshape(g, self.out_channels // g, n, ho * wo)
+        bias = None if self.bias is None else self.bias.data[:, None, None, None]
+
+        def chunk(start: int, stop: int) -> None:
+            if xp is not x_cm:  # the chunk's share of the padding copy
+                xp[:, start:stop, ph:ph + h, pw:pw + w] = x_cm[:, start:stop]
+            cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
+            for group in range(g):
+                np.matmul(wmat[group], cols[group],
+                          out=outs[group, :, start:stop].reshape(wmat.shape[1], -1))
+            if bias is not None:
+                out[:, start:stop] += bias
+
+        parallel.run(chunk, parallel.chunks(n, c * kh * kw * ho * wo * x.itemsize))
+        self._cache = ConvCache(xp, x.shape) if keep else None
         return out.transpose(1, 0, 2, 3)                      # logical NCHW, no copy
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        cols, (n, c, h, w) = self._saved()
-        kh, kw = self.kernel_size
-        sh, sw = self.stride
-        ph, pw = self.padding
-        g = self.groups
+        xp, (n, c, h, w) = self._saved()
+        (kh, kw), (sh, sw), (ph, pw), g = self.kernel_size, self.stride, self.padding, self.groups
         ho, wo = self._output_hw(h, w)
         self._check_dy(dy, (n, self.out_channels, ho, wo))
+        og = self.out_channels // g
 
         # Free when dy is channel-major in memory (as a convolution's output is).
-        dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(
-            g, self.out_channels // g, n * ho * wo)
+        dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, H_out, W_out)
+        dys = dy_cm.reshape(g, og, n, ho * wo)
         if self.bias is not None:
-            self.bias.grad += dy_cm.sum(axis=2).reshape(-1)
-        dw = np.matmul(dy_cm, cols.transpose(0, 2, 1)).reshape(self.weight.shape)
+            self.bias.grad += dy_cm.reshape(self.out_channels, -1).sum(axis=1)
+        wmat = self._effective_weight().reshape(g, og, -1)
+        dxp = np.zeros(xp.shape, dy.dtype) if input_grad else None
+        pieces = parallel.chunks(n, c * kh * kw * ho * wo * dy.itemsize)
+        partial_dw = np.empty((len(pieces),) + wmat.shape, dy.dtype)
+
+        def chunk(index: int, start: int, stop: int) -> None:
+            cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
+            dyk = [dys[group, :, start:stop].reshape(og, -1) for group in range(g)]
+            for group in range(g):
+                np.matmul(dyk[group], cols[group].T, out=partial_dw[index, group])
+            if dxp is None:
+                return
+            dcols = parallel.scratch("dcols", cols.shape, dy.dtype)
+            for group in range(g):
+                np.matmul(wmat[group].T, dyk[group], out=dcols[group])
+            # Scatter the columns back: one vectorised slice-add per kernel offset,
+            # which sums overlapping windows correctly without np.add.at.
+            dcols = dcols.reshape(c, kh, kw, stop - start, ho, wo)
+            target = dxp[:, start:stop]
+            for m in range(kh):
+                rows = slice(m, m + sh * (ho - 1) + 1, sh)
+                for k in range(kw):
+                    target[:, :, rows, k:k + sw * (wo - 1) + 1:sw] += dcols[:, m, k]
+
+        parallel.run(chunk, [(i, start, stop) for i, (start, stop) in enumerate(pieces)])
+        # Summed in chunk order, so the result does not depend on which thread ran what.
+        dw = partial_dw.sum(axis=0).reshape(self.weight.shape)
         if self.weight.mask is not None:
             dw *= self.weight.mask
         self.weight.grad += dw
-        if not input_grad:
+        if dxp is None:
             return None
-
-        wmat = self._effective_weight().reshape(g, self.out_channels // g, -1)
-        dcols = np.matmul(wmat.transpose(0, 2, 1), dy_cm).reshape(c, kh, kw, n, ho, wo)
-        # Scatter the columns back: one vectorised slice-add per kernel offset,
-        # which sums overlapping windows correctly without np.add.at.
-        dxp = np.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=dy.dtype)
-        for m in range(kh):
-            rows = slice(m, m + sh * (ho - 1) + 1, sh)
-            for k in range(kw):
-                dxp[:, :, rows, k:k + sw * (wo - 1) + 1:sw] += dcols[:, m, k]
         return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         return conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
 
-    def _pad(self, x_cm: np.ndarray) -> np.ndarray:
-        """``x_cm`` (C, N, H, W) with zero padding, in the reused buffer."""
-        ph, pw = self.padding
-        if not (ph or pw):
-            return x_cm
-        c, n, h, w = x_cm.shape
+    def _padded_buffer(self, x_cm: np.ndarray, fresh: bool) -> np.ndarray:
+        """A ``(C, N, H + 2 ph, W + 2 pw)`` array with zero borders; its interior is filled
+        chunk by chunk. ``fresh`` gives a new one (it will be kept for backward); else the
+        layer's reused buffer, whose borders stay zero since only interiors are written."""
+        (ph, pw), (c, n, h, w) = self.padding, x_cm.shape
         shape = (c, n, h + 2 * ph, w + 2 * pw)
+        if fresh:
+            return np.zeros(shape, x_cm.dtype)
         if self._padded is None or self._padded.shape != shape or self._padded.dtype != x_cm.dtype:
             self._padded = np.zeros(shape, x_cm.dtype)
-        self._padded[:, :, ph:ph + h, pw:pw + w] = x_cm
         return self._padded
 
     def _check_input(self, x: Any) -> np.ndarray:

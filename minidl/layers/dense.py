@@ -6,7 +6,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minidl import checks
+from minidl import checks, parallel
 from minidl import init as initializers
 from minidl.layers.base import Layer, keeps
 from minidl.parameter import Parameter
@@ -74,18 +74,40 @@ class Dense(Layer):
                              f"received {got}")
         self._check_float(x, self.dtype)
         self._cache = DenseCache(x) if keeps(training, keep_for_backward) else None
-        y = x @ self.weight.data.T
-        if self.bias is not None:
-            y += self.bias.data
+        w = self.weight.data
+        y = np.empty((len(x), self.out_features), x.dtype)
+
+        def chunk(start: int, stop: int) -> None:
+            np.matmul(x[start:stop], w.T, out=y[start:stop])
+            if self.bias is not None:
+                y[start:stop] += self.bias.data
+
+        parallel.run(chunk, self._chunks(len(x), x.itemsize))
         return y
+
+    def _chunks(self, n: int, itemsize: int) -> list[tuple[int, int]]:
+        return parallel.chunks(n, (self.in_features + self.out_features) * itemsize,
+                               minimum_bytes=1 << 20)
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         x, = self._saved()
         self._check_dy(dy, (x.shape[0], self.out_features))
-        self.weight.grad += dy.T @ x
+        pieces = self._chunks(len(x), dy.itemsize)
+        partial_dw = np.empty((len(pieces),) + self.weight.shape, dy.dtype)
+        dx = np.empty(x.shape, dy.dtype) if input_grad else None
+        w = self.weight.data
+
+        def chunk(index: int, start: int, stop: int) -> None:
+            np.matmul(dy[start:stop].T, x[start:stop], out=partial_dw[index])
+            if dx is not None:
+                np.matmul(dy[start:stop], w, out=dx[start:stop])
+
+        parallel.run(chunk, [(i, start, stop) for i, (start, stop) in enumerate(pieces)])
+        # Summed in chunk order, so the result does not depend on which thread ran what.
+        self.weight.grad += partial_dw[0] if len(pieces) == 1 else partial_dw.sum(axis=0)
         if self.bias is not None:
             self.bias.grad += dy.sum(axis=0)
-        return dy @ self.weight.data if input_grad else None
+        return dx
 
 
 class Flatten(Layer):

@@ -2,6 +2,12 @@
 
 Pooling keeps the number of maps: each map is pooled on its own, so it does not
 change how the next convolution connects maps.
+
+Both run over one strided view per kernel offset: for offset ``(m, n)`` the
+output positions whose window has an input pixel there, and those pixels.
+Padding and, in ceil mode, the part of a last window past the input have no
+pixel, so they are skipped rather than materialised in a padded copy. The
+batch is split into chunks that run on :mod:`minidl.parallel`'s workers.
 """
 
 from __future__ import annotations
@@ -10,9 +16,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minidl import checks
+from minidl import checks, parallel
 from minidl.layers.base import Layer, is_channel_major, keeps, zeros_nchw
-from minidl.layers.conv import conv_output_size
 
 
 class MaxPoolCache(NamedTuple):
@@ -30,27 +35,64 @@ class AvgPoolCache(NamedTuple):
     input_shape: tuple[int, int, int, int]
 
 
+def pooled_size(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> int:
+    """Output length of a pooling window sliding over ``size`` (PyTorch's rule).
+
+    ``floor((size + 2 padding - kernel) / stride) + 1``; with ``ceil_mode`` the
+    division rounds up, so a last, partial window covers what is left, unless it
+    would start in the right padding (then it is dropped).
+    """
+    span = size + 2 * padding - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + padding else out
+
+
+class _Offset(NamedTuple):
+    """One kernel offset ``k = m * kw + n``: ``out[..., out_rows, out_cols]`` are the
+    output positions whose window has an input pixel at that offset, and they read
+    ``x[..., in_rows, in_cols]``."""
+
+    k: int
+    out: tuple[slice, slice]
+    inp: tuple[slice, slice]
+
+
+def _span(offset: int, stride: int, pad: int, size: int, out: int) -> tuple[slice, slice] | None:
+    """Output positions ``i`` whose window, at ``offset``, lands on an input pixel
+    (``0 <= i * stride + offset - pad < size``), and the input pixels they read."""
+    first = max(0, -(-(pad - offset) // stride))
+    last = min(out - 1, (size - 1 + pad - offset) // stride)
+    if last < first:
+        return None
+    start = first * stride + offset - pad
+    return slice(first, last + 1), slice(start, start + (last - first) * stride + 1, stride)
+
+
 class _Pool2D(Layer):
     default_name = "pool"
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
-                 padding: int | tuple[int, int] = 0) -> None:
+                 padding: int | tuple[int, int] = 0, ceil_mode: bool = False) -> None:
         super().__init__()
         owner = f"{type(self).__name__}(kernel_size={kernel_size!r})"
         self.kernel_size = checks.pair(kernel_size, "kernel_size", owner, 1)
         self.stride = self.kernel_size if stride is None else checks.pair(stride, "stride", owner, 1)
         self.padding = checks.pair(padding, "padding", owner, 0)
+        self.ceil_mode = checks.boolean(ceil_mode, "ceil_mode", owner)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             raise ValueError(f"{owner}: expected padding at most half the kernel size "
                              f"{tuple(k // 2 for k in self.kernel_size)}, received {self.padding}")
 
     def get_config(self) -> dict[str, Any]:
         return {"kernel_size": list(self.kernel_size), "stride": list(self.stride),
-                "padding": list(self.padding)}
+                "padding": list(self.padding), "ceil_mode": self.ceil_mode}
 
     def __repr__(self) -> str:
         extra = "" if self.padding == (0, 0) else f", padding={self.padding}"
+        extra += ", ceil_mode=True" if self.ceil_mode else ""
         return f"{type(self).__name__}(kernel_size={self.kernel_size}, stride={self.stride}{extra})"
 
     def _overlapping(self) -> bool:
@@ -68,120 +110,166 @@ class _Pool2D(Layer):
 
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        return conv_output_size(h, kh, sh, ph), conv_output_size(w, kw, sw, pw)
+        return (pooled_size(h, kh, sh, ph, self.ceil_mode),
+                pooled_size(w, kw, sw, pw, self.ceil_mode))
 
-    def _pad(self, x: np.ndarray, value: float) -> np.ndarray:
-        (ph, pw) = self.padding
-        if not (ph or pw):
-            return x
+    def _offsets(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> list[_Offset]:
+        """The kernel offsets that reach the input, in row-major order."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        rows = [_span(m, sh, ph, in_hw[0], out_hw[0]) for m in range(kh)]
+        cols = [_span(k, sw, pw, in_hw[1], out_hw[1]) for k in range(kw)]
+        return [_Offset(m * kw + k, (r[0], c[0]), (r[1], c[1]))
+                for m, r in enumerate(rows) for k, c in enumerate(cols)
+                if r is not None and c is not None]
+
+    @staticmethod
+    def _chunks(x: np.ndarray) -> list[tuple[int, int]]:
         n, c, h, w = x.shape
-        xp = zeros_nchw((n, c, h + 2 * ph, w + 2 * pw), x.dtype, is_channel_major(x))
-        if value:
-            xp[...] = value
-        xp[:, :, ph:ph + h, pw:pw + w] = x
-        return xp
-
-    def _unpad(self, dxp: np.ndarray, h: int, w: int) -> np.ndarray:
-        (ph, pw) = self.padding
-        return dxp[:, :, ph:ph + h, pw:pw + w] if ph or pw else dxp
+        return parallel.chunks(n, c * h * w * x.itemsize, minimum_bytes=1 << 19)
 
 
 class MaxPool2D(_Pool2D):
     """Max pooling; the gradient of a window goes to its first maximum.
 
     "First" is in row-major order within the window, as in PyTorch and Caffe.
-    This matters on MNIST, whose flat regions make ties common. Padding counts
-    as minus infinity, so it is never selected.
+    This matters on MNIST, whose flat regions make ties common. Padding, and in
+    ceil mode the part of a last window past the input, are never selected.
+
+    Parameters
+    ----------
+    kernel_size, stride, padding : int or (int, int)
+        ``stride`` defaults to ``kernel_size``; padding at most half the kernel.
+    ceil_mode : bool
+        Round the output size up (cuda-convnet's and Caffe's pooling: 3x3 windows
+        with stride 2 take 32 pixels to 16, not 15).
 
     Shape
     -----
     input ``(N, C, H, W)``, output ``(N, C, H_out, W_out)`` with
-    ``H_out = floor((H + 2 * padding - kernel_size) / stride) + 1``;
-    ``stride`` defaults to ``kernel_size``.
+    ``H_out = floor((H + 2 * padding - kernel_size) / stride) + 1`` (``ceil`` in ceil
+    mode, see :func:`pooled_size`).
     """
 
     def forward(self, x: np.ndarray, training: bool = True,
                 keep_for_backward: bool | None = None) -> np.ndarray:
         ho, wo = self._geometry(x)
-        xp = self._pad(x, -np.inf)
-        # One strided view per kernel offset, each the size of the output: a running
-        # maximum over kh * kw views is far cheaper than gathering windows.
-        views = _offset_views(xp, self.kernel_size, self.stride, (ho, wo))
-        out = views[0].copy(order="K")  # keeps a channel-major input channel-major
-        if not keeps(training, keep_for_backward):
-            self._cache = None
-            for view in views[1:]:
-                np.maximum(out, view, out=out)
-            return out
-        index = np.zeros_like(out, dtype=np.int8 if len(views) < 128 else np.int32)
-        for k, view in enumerate(views[1:], start=1):
-            # Strictly greater: a later equal value never displaces the first maximum.
-            better = view > out
-            index += better * (k - index)  # arithmetic: much faster than np.where/copyto
-            np.maximum(out, view, out=out)
-        self._cache = MaxPoolCache(index, x.shape)
+        offsets = self._offsets(x.shape[2:], (ho, wo))
+        out = zeros_nchw(x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
+        keep = keeps(training, keep_for_backward)
+        index = (np.zeros_like(out, dtype=np.int8 if len(offsets) < 128 else np.int32)
+                 if keep else None)
+        # Offsets in row-major order and a strict comparison: the first maximum wins.
+        whole = offsets[0].out == (slice(0, ho), slice(0, wo))
+
+        def chunk(start: int, stop: int) -> None:
+            o = out[start:stop]
+            if whole:  # the first offset reaches every window: start from it
+                o[...] = x[start:stop, :, offsets[0].inp[0], offsets[0].inp[1]]
+            else:
+                o[...] = -np.inf
+            for offset in offsets[1:] if whole else offsets:
+                view = x[start:stop, :, offset.inp[0], offset.inp[1]]
+                best = o[:, :, offset.out[0], offset.out[1]]
+                if index is not None:
+                    better = view > best
+                    where = index[start:stop, :, offset.out[0], offset.out[1]]
+                    where += better * (offset.k - where)  # arithmetic: faster than np.where
+                np.maximum(best, view, out=best)
+
+        parallel.run(chunk, self._chunks(x))
+        self._cache = MaxPoolCache(index, x.shape) if keep else None
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        index, (n, c, h, w) = self._saved()
+        index, shape = self._saved()
         self._check_dy(dy, index.shape)
         if not input_grad:
             return None
-        (ph, pw) = self.padding
-        dxp = zeros_nchw((n, c, h + 2 * ph, w + 2 * pw), dy.dtype, is_channel_major(dy))
+        dx = zeros_nchw(shape, dy.dtype, is_channel_major(dy))
+        offsets = self._offsets(shape[2:], index.shape[2:])
         overlap = self._overlapping()
-        for k, view in enumerate(_offset_views(dxp, self.kernel_size, self.stride, index.shape[2:])):
-            routed = dy * (index == k)
-            if overlap:
-                view += routed
-            else:  # each input pixel is in at most one window
-                view[...] = routed
-        return self._unpad(dxp, h, w)
 
+        def chunk(start: int, stop: int) -> None:
+            for offset in offsets:
+                rows, cols = offset.out
+                routed = dy[start:stop, :, rows, cols] * (index[start:stop, :, rows, cols]
+                                                           == offset.k)
+                target = dx[start:stop, :, offset.inp[0], offset.inp[1]]
+                if overlap:
+                    target += routed
+                else:  # each input pixel is in at most one window
+                    target[...] = routed
 
-def _offset_views(x: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
-                  out_hw: tuple[int, int]) -> list[np.ndarray]:
-    """``views[m * kw + n][..., i, j] is x[..., i * sh + m, j * sw + n]`` (writable views)."""
-    (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
-    return [x[:, :, m:m + sh * (ho - 1) + 1:sh, k:k + sw * (wo - 1) + 1:sw]
-            for m in range(kh) for k in range(kw)]
+        parallel.run(chunk, self._chunks(dx))
+        return dx
 
 
 class AvgPool2D(_Pool2D):
     """Average pooling; zero padding counts in the average (PyTorch's default).
 
+    In ceil mode the part of a last window past the padded input does not count:
+    such a window averages what it covers (PyTorch's ``ceil_mode=True``, and
+    cuda-convnet's average pooling over a border window).
+
+    Parameters
+    ----------
+    kernel_size, stride, padding, ceil_mode
+        As for :class:`MaxPool2D`.
+
     Shape
     -----
-    input ``(N, C, H, W)``, output ``(N, C, H_out, W_out)`` with
-    ``H_out = floor((H + 2 * padding - kernel_size) / stride) + 1``;
-    ``stride`` defaults to ``kernel_size``.
+    input ``(N, C, H, W)``, output ``(N, C, H_out, W_out)``, as for :class:`MaxPool2D`.
     """
+
+    def _divisor(self, h: int, w: int, out_hw: tuple[int, int], dtype: Any) -> Any:
+        """How many cells each window averages: ``kh * kw``, less for a ceil-mode overhang."""
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        counts = []
+        for size, kernel, stride, out in ((h + 2 * ph, kh, sh, out_hw[0]),
+                                          (w + 2 * pw, kw, sw, out_hw[1])):
+            start = np.arange(out) * stride
+            counts.append(np.minimum(start + kernel, size) - start)
+        if (counts[0] == kh).all() and (counts[1] == kw).all():
+            return dtype.type(1 / (kh * kw))
+        return (1 / (counts[0][:, None] * counts[1][None, :])).astype(dtype)
 
     def forward(self, x: np.ndarray, training: bool = True,
                 keep_for_backward: bool | None = None) -> np.ndarray:
         ho, wo = self._geometry(x)
-        (kh, kw) = self.kernel_size
-        views = _offset_views(self._pad(x, 0.0), self.kernel_size, self.stride, (ho, wo))
-        out = views[0].copy(order="K")
-        for view in views[1:]:
-            out += view
-        out *= x.dtype.type(1 / (kh * kw))
+        offsets = self._offsets(x.shape[2:], (ho, wo))
+        out = zeros_nchw(x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
+        divisor = self._divisor(x.shape[2], x.shape[3], (ho, wo), x.dtype)
+
+        def chunk(start: int, stop: int) -> None:
+            o = out[start:stop]
+            for offset in offsets:  # zero padding adds nothing: skipped
+                o[:, :, offset.out[0], offset.out[1]] += x[start:stop, :, offset.inp[0],
+                                                           offset.inp[1]]
+            o *= divisor
+
+        parallel.run(chunk, self._chunks(x))
         self._cache = AvgPoolCache(x.shape) if keeps(training, keep_for_backward) else None
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         (n, c, h, w), = self._saved()
-        (kh, kw), (ph, pw) = self.kernel_size, self.padding
         ho, wo = self._output_hw(h, w)
         self._check_dy(dy, (n, c, ho, wo))
         if not input_grad:
             return None
-        share = dy * dy.dtype.type(1 / (kh * kw))
-        dxp = zeros_nchw((n, c, h + 2 * ph, w + 2 * pw), dy.dtype, is_channel_major(dy))
+        share = dy * self._divisor(h, w, (ho, wo), dy.dtype)
+        dx = zeros_nchw((n, c, h, w), dy.dtype, is_channel_major(dy))
+        offsets = self._offsets((h, w), (ho, wo))
         overlap = self._overlapping()
-        for view in _offset_views(dxp, self.kernel_size, self.stride, (ho, wo)):
-            if overlap:
-                view += share
-            else:
-                view[...] = share
-        return self._unpad(dxp, h, w)
+
+        def chunk(start: int, stop: int) -> None:
+            for offset in offsets:
+                target = dx[start:stop, :, offset.inp[0], offset.inp[1]]
+                part = share[start:stop, :, offset.out[0], offset.out[1]]
+                if overlap:
+                    target += part
+                else:
+                    target[...] = part
+
+        parallel.run(chunk, self._chunks(dx))
+        return dx

@@ -137,8 +137,13 @@ def _default_ncols(n: int) -> int:
 
 # ---------------------------------------------------------------- kernel_grid
 def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile: bool = True,
-                ncols: int | None = None, border_color: int | Sequence[int] = 255) -> np.ndarray:
+                ncols: int | None = None, border_color: int | Sequence[int] = 255,
+                normalize: str | None = None, rgb: bool = True) -> np.ndarray:
     """Draw each output kernel of a conv weight as one tile (first-layer style).
+
+    With ``normalize="global"``, 16 columns and black borders this is the view of
+    cuda-convnet's ``shownet.py --show-filters`` and of Krizhevsky et al. (2012),
+    Figure 3.
 
     Parameters
     ----------
@@ -149,9 +154,18 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
         Nearest-neighbour upscaling factor (so a 5x5 kernel is visible).
     border : int
         Width in pixels of the lines between tiles and of the outer frame.
+    normalize : {"tile", "global", "symmetric"}, optional
+        ``"tile"``: each kernel min-max scaled on its own (weak kernels look as
+        strong as strong ones). ``"global"``: one min-max over all the kernels
+        (``shownet.py``'s, so Figure 3's), tiles comparable. ``"symmetric"``:
+        one scale over all, zero at mid-grey, so the sign is visible. Default:
+        ``"tile"``, or ``"symmetric"`` when ``per_tile=False``.
     per_tile : bool
-        True: each kernel min-max normalised on its own. False: one symmetric
-        scale over all kernels (zero = mid-grey), so tiles are comparable.
+        Older spelling: True is ``"tile"``, False ``"symmetric"``.
+    rgb : bool
+        With 3 input channels: True draws a kernel as one colour tile; False as a
+        grey strip of its R, G and B slices side by side (``shownet.py --no-rgb``),
+        each strip ``3 * kw`` wide.
     ncols : int, optional
         Tiles per row; default ``ceil(sqrt(out_channels))``, a near-square grid.
     border_color : int or (r, g, b)
@@ -159,8 +173,9 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
 
     Shape
     -----
-    Returns ``(H, W)`` if ``in_channels == 1`` else ``(H, W, 3)``, with
-    ``H = nrows*kh*scale + (nrows+1)*border`` and ``W = ncols*kw*scale + (ncols+1)*border``.
+    Returns ``(H, W)`` if ``in_channels == 1`` (or ``rgb=False``) else ``(H, W, 3)``,
+    with ``H = nrows*kh*scale + (nrows+1)*border`` and
+    ``W = ncols*tw*scale + (ncols+1)*border``, ``tw = kw`` (``3 * kw`` for a grey strip).
 
     Returns
     -------
@@ -173,7 +188,7 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
         (use :func:`channel_grid`), or invalid layout arguments.
     """
     w, _ = _conv_weight(weight, "kernel_grid")
-    out, in_ch = w.shape[:2]
+    out, in_ch, kh, kw = w.shape
     if in_ch not in (1, 3):
         raise ValueError(
             f"kernel_grid: expected a weight with 1 (grayscale) or 3 (RGB) input channels, "
@@ -182,9 +197,23 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
     scale = checks.integer(scale, "scale", "kernel_grid", minimum=1)
     border = checks.integer(border, "border", "kernel_grid", minimum=0)
     ncols = _default_ncols(out) if ncols is None else checks.integer(ncols, "ncols", "kernel_grid", minimum=1)
-    tiles = w[:, 0] if in_ch == 1 else w.transpose(0, 2, 3, 1)  # (out, kh, kw[, 3])
-    pixels = _minmax_each(tiles) if per_tile else _symmetric(tiles, tiles)
-    background = _color(border_color, in_ch, "border_color")
+    if normalize is None:
+        normalize = "tile" if per_tile else "symmetric"
+    checks.one_of(normalize, ("tile", "global", "symmetric"), "normalize", "kernel_grid")
+    checks.boolean(rgb, "rgb", "kernel_grid")
+    if in_ch == 1:
+        tiles = w[:, 0]                                               # (out, kh, kw)
+    elif rgb:
+        tiles = w.transpose(0, 2, 3, 1)                               # (out, kh, kw, 3)
+    else:
+        tiles = w.transpose(0, 2, 1, 3).reshape(out, kh, 3 * kw)      # R | G | B
+    if normalize == "tile":
+        pixels = _minmax_each(tiles)
+    elif normalize == "global":
+        pixels = _minmax_each(tiles[None])[0]
+    else:
+        pixels = _symmetric(tiles, tiles)
+    background = _color(border_color, 3 if pixels.ndim == 4 else 1, "border_color")
     return _assemble(_upscale(pixels, scale), ncols, border, background)
 
 

@@ -7,6 +7,9 @@
 * :func:`confusion_matrix` counts (true, predicted) pairs;
   :func:`confusion_svg` draws them as a heat-map table with the counts written
   in the cells.
+* :func:`weight_stats_svg` draws cuda-convnet's per-layer weight statistics
+  (mean ``|W|``, mean ``|dW|`` and their ratio by epoch) as three panels with
+  one line per layer, on a log scale where the values span more than a decade.
 """
 
 from __future__ import annotations
@@ -21,9 +24,12 @@ import numpy as np
 from minidl.viz.svg import Element, svg_document, write_svg
 
 __all__ = ["nice_ticks", "line_chart", "curves_svg", "write_curves", "confusion_matrix",
-           "confusion_svg"]
+           "confusion_svg", "weight_stats_svg", "LAYER_COLORS"]
 
 SERIES_COLORS = {"train": "#1f77b4", "val": "#2ca02c", "test": "#d62728"}  # blue, green, red
+#: One colour per layer in plots with a line per layer (ten that stay apart, then repeated).
+LAYER_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                "#7f7f7f", "#bcbd22", "#17becf")
 _FONT = "DejaVu Sans, Helvetica, Arial, sans-serif"
 _MAX_MARKERS = 40  # draw point markers only while they do not clutter the line
 
@@ -82,7 +88,8 @@ def _tick_label(value: float, ticks: Sequence[float]) -> str:
 def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequence[float]], *,
                x: float = 0, y: float = 0, width: float = 420, height: float = 300,
                title: str = "", xlabel: str = "", ylabel: str = "",
-               integer_x: bool = False) -> Element:
+               integer_x: bool = False, log_y: bool = False,
+               colors: Mapping[str, str] | None = None, legend: bool = True) -> Element:
     """Draw a line chart into ``parent`` at ``(x, y)`` and return its ``<g>``.
 
     Parameters
@@ -91,9 +98,16 @@ def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequen
         Shared x values, one per point.
     series : mapping of label -> sequence of float
         One line per entry, each as long as ``xs``; non-finite values are left
-        out. Colours come from ``SERIES_COLORS`` by label, else a default cycle.
+        out. Colours come from ``colors``, else ``SERIES_COLORS`` by label,
+        else a default cycle.
     integer_x : bool
         Use integer x ticks (epochs).
+    log_y : bool
+        A logarithmic y axis with ticks at powers of ten; values <= 0 are
+        left out like non-finite ones.
+    colors : mapping of label -> colour, optional
+    legend : bool
+        Draw the legend (off when several panels share one drawn elsewhere).
 
     Returns
     -------
@@ -111,11 +125,14 @@ def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequen
         if arr.shape != xs_arr.shape:
             raise ValueError(f"line_chart: expected {xs_arr.size} values for series {label!r}, "
                              f"received {arr.size}")
+        if log_y:  # plotted as log10, ticked at whole decades
+            with np.errstate(divide="ignore", invalid="ignore"):
+                arr = np.where(arr > 0, np.log10(np.where(arr > 0, arr, 1.0)), np.nan)
         arrays[label] = arr
     finite = np.concatenate([a[np.isfinite(a)] for a in arrays.values()] + [np.empty(0)])
     ylo, yhi = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
     xt = nice_ticks(xs_arr.min(), xs_arr.max(), max_ticks=8, integer=integer_x)
-    yt = nice_ticks(float(ylo), float(yhi), max_ticks=6)
+    yt = nice_ticks(float(ylo), float(yhi), max_ticks=6, integer=log_y)
 
     left, right, top, bottom = 58, 14, 46, 44  # room for tick labels, title and legend
     pw, ph = width - left - right, height - top - bottom
@@ -131,8 +148,8 @@ def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequen
           font_size=14, font_weight="bold")
     for t in yt:
         g.add("line", x1=left, x2=left + pw, y1=py(t), y2=py(t), stroke="#e6e6e6")
-        g.add("text", _tick_label(t, yt), class_="ytick", x=left - 6, y=py(t) + 4,
-              text_anchor="end")
+        g.add("text", f"{10.0 ** t:g}" if log_y else _tick_label(t, yt), class_="ytick",
+              x=left - 6, y=py(t) + 4, text_anchor="end")
     for t in xt:
         g.add("line", x1=px(t), x2=px(t), y1=top + ph, y2=top + ph + 4, stroke="#333")
         g.add("text", _tick_label(t, xt), class_="xtick", x=px(t), y=top + ph + 17,
@@ -143,14 +160,16 @@ def line_chart(parent: Element, xs: Sequence[float], series: Mapping[str, Sequen
           transform=f"rotate(-90 14 {top + ph / 2:g})")
 
     cycle = ["#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    colors = {label: SERIES_COLORS.get(label, cycle[i % len(cycle)])
+    colors = {label: (colors or {}).get(label) or SERIES_COLORS.get(label, cycle[i % len(cycle)])
               for i, label in enumerate(arrays)}
-    legend = g.add("g", class_="legend")
-    lx = left + pw
-    for label in reversed(list(arrays)):  # right-aligned, so laid out from the right
-        lx -= 14 + 7 * len(label) + 18  # rough text width at font-size 12
-        legend.add("line", x1=lx, x2=lx + 18, y1=34, y2=34, stroke=colors[label], stroke_width=2)
-        legend.add("text", label, x=lx + 22, y=38)
+    if legend:
+        key = g.add("g", class_="legend")
+        lx = left + pw
+        for label in reversed(list(arrays)):  # right-aligned, so laid out from the right
+            lx -= 14 + 7 * len(label) + 18  # rough text width at font-size 12
+            key.add("line", x1=lx, x2=lx + 18, y1=34, y2=34, stroke=colors[label],
+                    stroke_width=2)
+            key.add("text", label, x=lx + 22, y=38)
     for label, arr in arrays.items():
         ok = np.isfinite(arr)
         points = " ".join(f"{px(a):.2f},{py(b):.2f}" for a, b in zip(xs_arr[ok], arr[ok]))
@@ -311,4 +330,87 @@ def confusion_svg(matrix: np.ndarray, *, labels: Sequence[str] | None = None,
             root.add("text", str(m[i, j]), class_="count", x=x + cell / 2,
                      y=y + cell / 2 + font / 3, text_anchor="middle", font_size=font,
                      fill="#ffffff" if fraction > 0.5 else "#222222")
+    return root
+
+
+# ---------------------------------------------------------- weight statistics
+#: The panels of :func:`weight_stats_svg`: (column of weight_stats.csv, title, y label).
+_WEIGHT_PANELS = (("mean_abs_weight", "Mean |W|", "mean |W|"),
+                  ("mean_abs_grad", "Mean |dW| (last step)", "mean |dW|"),
+                  ("ratio", "Ratio |dW| / |W|", "mean |dW| / mean |W|"))
+
+
+def _spans_decades(values: list[np.ndarray]) -> bool:
+    """True when the positive finite values span more than a factor of ten."""
+    flat = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in values] + [np.empty(0)])
+    return flat.size > 0 and bool(flat.max() > 10 * flat.min())
+
+
+def weight_stats_svg(stats: Mapping[str, Mapping[str, Sequence[float]]], *,
+                     width: float = 1020, height: float = 300) -> Element:
+    """cuda-convnet's per-layer weight statistics by epoch, as three panels.
+
+    Mean ``|W|``, mean ``|dW|`` of the epoch's last step and their ratio (about
+    the relative size of one update, before the learning rate), one line per
+    layer in the same colour in every panel, with one legend above them. A
+    panel whose values span more than a factor of ten has a log scale (its
+    y label says so); non-finite values (a ratio over an all-zero weight) and,
+    on a log scale, zeros are left out.
+
+    Parameters
+    ----------
+    stats : mapping of layer name -> {column: values}
+        :func:`minidl.rundir.read_weight_stats`' form: for each layer,
+        ``"epoch"``, ``"mean_abs_weight"``, ``"mean_abs_grad"`` and ``"ratio"``,
+        one value per epoch it was recorded in.
+
+    Returns
+    -------
+    Element
+        The ``<svg>`` root; panels are ``g.panel`` (see :func:`line_chart`),
+        legend entries ``g.legend > text``.
+    """
+    if not stats:
+        raise ValueError("weight_stats_svg: expected statistics for at least one layer, "
+                         "received none")
+    columns = ("epoch",) + tuple(key for key, _, _ in _WEIGHT_PANELS)
+    for layer, series in stats.items():
+        lengths = {len(series.get(key, ())) for key in columns}
+        if any(key not in series for key in columns) or len(lengths) != 1 or 0 in lengths:
+            raise ValueError(f"weight_stats_svg: expected columns {', '.join(columns)} of one "
+                             f"non-zero length for layer {layer!r}, received "
+                             f"{ {k: len(v) for k, v in series.items()} }")
+    epochs = sorted({float(e) for series in stats.values() for e in series["epoch"]})
+    where = {e: i for i, e in enumerate(epochs)}
+    colors = {layer: LAYER_COLORS[i % len(LAYER_COLORS)] for i, layer in enumerate(stats)}
+
+    # The legend: one entry per layer, laid out left to right and wrapped to the width.
+    entries, line, lx = [], 0, 12.0
+    for layer in stats:
+        step = 18 + 6 + 7 * len(layer) + 18  # swatch, gap, rough text width, space
+        if lx + step > width - 12 and lx > 12:
+            line, lx = line + 1, 12.0
+        entries.append((layer, lx, 20 + 18 * line))
+        lx += step
+    head = 20 + 18 * (line + 1)
+    root = svg_document(width, height + head, font_family=_FONT, font_size=12)
+    root.add("rect", width="100%", height="100%", fill="white")
+    key = root.add("g", class_="legend")
+    for layer, lx, ly in entries:
+        key.add("line", x1=lx, x2=lx + 18, y1=ly - 4, y2=ly - 4, stroke=colors[layer],
+                stroke_width=2)
+        key.add("text", layer, x=lx + 24, y=ly)
+
+    panel = width / len(_WEIGHT_PANELS)
+    for i, (column, title, ylabel) in enumerate(_WEIGHT_PANELS):
+        series = {}
+        for layer, values in stats.items():
+            aligned = np.full(len(epochs), np.nan)
+            for e, v in zip(values["epoch"], values[column]):
+                aligned[where[float(e)]] = v
+            series[layer] = aligned
+        log = _spans_decades(list(series.values()))
+        line_chart(root, epochs, series, x=i * panel, y=head, width=panel, height=height,
+                   title=title, xlabel="epoch", ylabel=ylabel + (" (log scale)" if log else ""),
+                   integer_x=True, log_y=log, colors=colors, legend=False)
     return root

@@ -23,6 +23,20 @@ Figures written
 ``input-<t>.png``, ``features-<t>-<layer>.png``
     For a few sample images: the image and the maps after every convolution
     (after its activation) and every pooling layer.
+``patches-<conv>.png``, ``projections-<conv>.png``
+    For every Conv2D: the top-9 probe-image patches of each channel (one row
+    per channel, at most 16 channels) and their guided-backpropagation
+    projections, cropped to the same receptive-field windows.
+``attribution-<t>.png``, ``saliency-<t>.png``, ``occlusion-<t>.png``
+    For the sample images: the model's input, its saliency map and its
+    occlusion map for the true class.
+``maximized-<conv>.png``, ``maximized-classes.png``
+    The inputs that maximise each drawn channel of every Conv2D, and each
+    class score (ten classes a picture: ``maximized-classes-10.png`` and so on
+    beyond ten).
+``weight-stats.svg``, ``gradients-<conv>.png``
+    Mean |W|, mean |dW| and their ratio per layer by epoch (weight_stats.csv);
+    every Conv2D's weight gradient for one batch of the sample images.
 ``curves.svg``, ``confusion.svg``, ``misclassified.png``
     Loss and accuracy by epoch; the confusion matrix and the first
     misclassified images of the evaluated split (test, else validation).
@@ -38,7 +52,7 @@ from pathlib import Path
 
 from minidl.atomic import atomic_write_bytes
 from minidl.rundir import REPORT
-from minidl.viz import sections
+from minidl.viz import inspection, sections
 from minidl.viz.page import Figures, esc, page
 from minidl.viz.run import ReportError, open_run
 
@@ -59,7 +73,7 @@ def default_out_dir(source: str | os.PathLike) -> Path:
 
 
 def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = None, *,
-                 samples: int = DEFAULT_SAMPLES) -> Path:
+                 samples: int = DEFAULT_SAMPLES, maximize_steps: int | None = None) -> Path:
     """Draw a run's figures and write ``report.html`` into ``out_dir``.
 
     Parameters
@@ -73,6 +87,10 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
         Created if needed. Default: :func:`default_out_dir`.
     samples : int
         How many sample images to draw feature maps for (of different classes).
+    maximize_steps : int, optional
+        Gradient-ascent steps per activation-maximisation image; by default a
+        budget shared by all of them (see :mod:`minidl.viz.inspection`); 0 leaves
+        the section out.
 
     Returns
     -------
@@ -93,18 +111,26 @@ def write_report(source: str | os.PathLike, out_dir: str | os.PathLike | None = 
     if probe_error:
         view.notes.append(f"A blank input could not be run through the model "
                           f"({esc(probe_error)}); output shapes are left out.")
+    layers = inspection.inspect_layers(view)
     body = []
     for html, notes in (sections.summary_section(view, records),
                         sections.connections_section(view, figures, records),
                         sections.kernels_section(view, figures),
                         sections.features_section(view, figures, samples),
+                        inspection.patches_section(view, figures, layers),
+                        inspection.attribution_section(view, figures, samples),
+                        inspection.maximization_section(view, figures, layers,
+                                                        steps=maximize_steps),
+                        inspection.weights_section(view, figures, layers),
                         sections.curves_section(view, figures),
                         sections.confusion_section(view, figures),
                         sections.misclassified_section(view, figures)):
         body.append(html)
         view.notes.extend(notes)
     nav = [("model", "Model"), ("connections", "Connections"), ("kernels", "First-layer kernels"),
-           ("features", "Feature maps"),
+           ("features", "Feature maps"), ("patches", "Top patches"),
+           ("attribution", "Saliency & occlusion"), ("maximization", "Maximisation"),
+           ("weights", "Weight statistics"),
            ("curves", "Curves"), ("confusion", "Confusion"), ("misclassified", "Misclassified")]
     what = "run directory" if view.kind == "run" else "checkpoint"
     intro = (f"Drawn from the {what} <code>{esc(view.source.name or view.source)}</code> by "

@@ -242,28 +242,100 @@ def first_layer_convolutions(model: Layer) -> list[tuple[str, Conv2D]]:
             and (conv.connections is None or np.asarray(conv.connections).all())]
 
 
+def column_groups(model: Layer, conv: Conv2D) -> int:
+    """How many columns the next convolution splits ``conv``'s maps into (its ``groups``):
+    AlexNet's two GPUs, where each second layer read only its own first layer's maps."""
+    found = False
+    for _, layer in convolutions(model):
+        if found and layer.in_channels == conv.out_channels:
+            return layer.groups
+        found = found or layer is conv
+    return 1
+
+
+def _per_row(count: int, most: int) -> int:
+    """Tiles per row: at most ``most``, and dividing ``count`` when some number can, so
+    that each column of kernels fills whole rows."""
+    return next((n for n in range(min(most, count), 0, -1) if count % n == 0), most)
+
+
+def _stack_blocks(grid: np.ndarray, rows_per_block: int, tile: int, border: int,
+                  gap: int = 8) -> np.ndarray:
+    """Cut a bordered grid into blocks of whole tile rows and stack them with a white gap."""
+    pitch = tile + border
+    cuts = range(border, grid.shape[0] - border, rows_per_block * pitch)
+    pieces = []
+    for top in cuts:
+        block = grid[top - border:top + rows_per_block * pitch]
+        pieces.append(block)
+        pieces.append(np.full((gap,) + grid.shape[1:], 255, np.uint8))
+    return np.concatenate(pieces[:-1])
+
+
 def kernels_section(view: RunView, figures: Figures) -> Section:
-    parts = ["<p>Convolutions that read the image itself, one tile per kernel, 16 a row as in "
-             "cuda-convnet's <code>shownet.py</code> and Krizhevsky et al. (2012), Figure 3. "
-             "A kernel reading a colour image is three-dimensional, one 2-D slice per colour "
-             "channel, and is drawn as a colour image; one min-max scale over all the kernels "
-             "of a layer, so tiles are comparable.</p>"]
+    parts = ["<p>The convolutions that read the image itself, one tile per kernel, 16 a row, as "
+             "cuda-convnet's <code>shownet.py --show-filters</code> draws them and as in "
+             "Krizhevsky et al. (2012), Figure 3. A kernel reading a colour image is "
+             "three-dimensional, one 2-D slice per colour channel, so it <i>is</i> a colour "
+             "image: drawn here in colour, then as a grey strip of its red, green and blue "
+             "slices side by side. Normalisation: one min-max over all the kernels of the "
+             "layer (<code>shownet.py</code>'s, and Figure 3's), so tiles can be compared; "
+             "each weight is a block of pixels (nearest neighbour).</p>"]
     found = first_layer_convolutions(view.model)
     if not found:
         parts.append("<p>No convolution here reads a 1- or 3-channel image with full "
                      "connections; see the cross-channel grids above.</p>")
     for name, conv in found:
-        out, c, kh, kw = conv.weight.shape
-        grid = kernel_grid(conv.weight.data, scale=scale_for(max(kh, kw), _KERNEL_TILE),
-                           ncols=min(out, 16), per_tile=False)
+        weight = conv.weight.data
+        out, c, kh, kw = weight.shape
+        columns = column_groups(view.model, conv)
+        per_column = out // columns
+        scale = scale_for(max(kh, kw), _KERNEL_TILE)
+        ncols = _per_row(per_column, 16)
+        grid = kernel_grid(weight, scale=scale, ncols=ncols, normalize="global",
+                           border_color=0)
+        if columns > 1:
+            grid = _stack_blocks(grid, per_column // ncols, kh * scale, 1)
         tag = figures.png(f"kernels-{name}", grid, f"{name}: {out} kernels")
-        parts.append(f"<figure>{tag}<figcaption><code>{esc(name)}</code>: {out} kernels of "
-                     f"{c}x{kh}x{kw}</figcaption></figure>")
+        caption = f"<code>{esc(name)}</code>: {out} kernels of {c}x{kh}x{kw}"
+        text = ""
+        if c == 3:
+            from minidl.inspect import colour_specificity
+            score = colour_specificity(weight)
+            if columns > 1:
+                means = [float(score[k * per_column:(k + 1) * per_column].mean())
+                         for k in range(columns)]
+                caption += (f"; the next convolution reads them in {columns} columns "
+                            f"(<code>groups={columns}</code>), drawn top to bottom")
+                text = ("<p>Colour specificity (the share of a kernel's energy that differs "
+                        "between its red, green and blue slices: 0 for a kernel that sees "
+                        "only brightness, 2/3 for one on a single channel), mean per column: "
+                        + "; ".join(f"column {k + 1} (kernels {k * per_column}&ndash;"
+                                    f"{(k + 1) * per_column - 1}): <b>{m:.3f}</b>"
+                                    for k, m in enumerate(means))
+                        + ". On ImageNet, AlexNet's two GPUs learned largely colour-agnostic "
+                          "kernels on one and largely colour-specific ones on the other.</p>")
+            else:
+                text = (f"<p>Colour specificity (see above) of these kernels: mean "
+                        f"<b>{float(score.mean()):.3f}</b>, from {float(score.min()):.3f} to "
+                        f"{float(score.max()):.3f}.</p>")
+            grey_cols = _per_row(per_column, 8)
+            grey = kernel_grid(weight, scale=max(2, scale - 2), ncols=grey_cols,
+                               normalize="global", rgb=False, border_color=0)
+            if columns > 1:
+                grey = _stack_blocks(grey, per_column // grey_cols, kh * max(2, scale - 2), 1)
+            grey_tag = figures.png(f"kernels-{name}-rgb-slices", grey,
+                                   f"{name}: R, G and B slices of each kernel")
+            parts.append(f"<figure>{tag}<figcaption>{caption}</figcaption></figure>"
+                         f"<figure>{grey_tag}<figcaption>the same kernels, each as its R, G "
+                         f"and B slices side by side</figcaption></figure>{text}")
+        else:
+            parts.append(f"<figure>{tag}<figcaption>{caption}</figcaption></figure>")
     return section("kernels", "First-layer kernels", *parts), []
 
 
 # ---------------------------------------------------------------- feature maps
-def _pick_samples(labels: np.ndarray, count: int) -> list[int]:
+def pick_samples(labels: np.ndarray, count: int) -> list[int]:
     """Positions of ``count`` samples of different classes, spread over the classes present."""
     firsts: list[int] = []
     seen: set[int] = set()
@@ -317,7 +389,7 @@ def features_section(view: RunView, figures: Figures, samples: int) -> Section:
     x_all = spec.prepare(preds.sample_images)
     shown = displayable(preds.sample_images)
     labels = preds.labels[preds.sample_index]
-    for pos in _pick_samples(labels, samples):
+    for pos in pick_samples(labels, samples):
         t = int(preds.sample_index[pos])
         try:
             recs = feature_records(view.model, x_all[pos])
