@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from minidl import checks
+from minidl import checks, parallel
 from minidl.layers.base import Layer, keeps
 
 
@@ -76,9 +76,20 @@ class ReLU(Layer):
     def forward(self, x: np.ndarray, training: bool = True,
                 keep_for_backward: bool | None = None) -> np.ndarray:
         self._check_float(x)
-        self._cache = MaskCache(x > 0) if keeps(training, keep_for_backward) else None
-        # maximum, not x * mask: -inf * False would be NaN.
-        return np.maximum(x, x.dtype.type(0))
+        keep = keeps(training, keep_for_backward)
+        y = np.empty_like(x)
+        positive = np.empty_like(x, dtype=bool) if keep else None
+        zero = x.dtype.type(0)
+
+        def chunk(part: Any) -> None:
+            # maximum, not x * mask: -inf * False would be NaN.
+            np.maximum(x[part], zero, out=y[part])
+            if positive is not None:
+                np.greater(x[part], zero, out=positive[part])
+
+        parallel.run(chunk, _batch_chunks(x))
+        self._cache = MaskCache(positive) if keep else None
+        return y
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         positive, = self._saved()
@@ -89,7 +100,25 @@ class ReLU(Layer):
             return np.maximum(dy, dy.dtype.type(0)) * positive
         if self._backward_rule == "deconvnet":
             return np.maximum(dy, dy.dtype.type(0))
-        return dy * positive
+        dx = np.empty_like(dy)
+
+        def chunk(part: Any) -> None:
+            np.multiply(dy[part], positive[part], out=dx[part])
+
+        parallel.run(chunk, _batch_chunks(dy))
+        return dx
+
+
+def _batch_chunks(x: np.ndarray) -> list[tuple[Any]]:
+    """Index pieces of the batch for the workers; a small array is one piece.
+
+    Split along the batch axis, not the flat memory: a channel-major array's batch
+    slices are views, its flattening would be a copy.
+    """
+    if x.ndim == 0:
+        return [(...,)]
+    return [(slice(start, stop),)
+            for start, stop in parallel.chunks(len(x), x[:1].nbytes, minimum_bytes=1 << 19)]
 
 
 class LeakyReLU(Layer):

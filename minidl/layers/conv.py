@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from minidl import checks, parallel
 from minidl import init as initializers
@@ -51,10 +51,46 @@ def _im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     """
     (kh, kw), (sh, sw), (ho, wo) = kernel, stride, out_hw
     c, n = xp.shape[:2]
-    windows = sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
+    # The windows as a view (c, m, k, image, i, j) -> xp[c, image, i*sh + m, j*sw + k],
+    # built directly: sliding_window_view's checks cost more than a small chunk's copy.
+    sc, sn, sy, sx = xp.strides
+    windows = as_strided(xp, (c, kh, kw, n, ho, wo), (sc, sy, sx, sn, sy * sh, sx * sw),
+                         writeable=False)
     cols = parallel.scratch("cols", (c, kh, kw, n, ho, wo), xp.dtype)
-    np.copyto(cols, windows.transpose(0, 4, 5, 1, 2, 3))
+    np.copyto(cols, windows)
     return cols.reshape(groups, c // groups * kh * kw, n * ho * wo)
+
+
+def _scatter_wide(wmat: np.ndarray, dy: np.ndarray, dxp: np.ndarray,
+                  kernel: tuple[int, int], wp: int) -> None:
+    """Add a stride-1 convolution's input gradient into ``dxp``, in "wide" rows.
+
+    The columns' gradient ``W^T @ dy`` is computed with each output row stretched to
+    the padded width ``wp`` (zeros in the extra columns). For a kernel offset
+    ``(m, k)`` every image's gradient then lands on one *contiguous* stretch of its
+    flattened padded input, starting at ``m * wp + k``: one long add per offset and
+    image block instead of one short add per output row. The extra columns add
+    zeros into the padding and into ``kw - 1`` spare elements at the end.
+
+    Shape
+    -----
+    ``wmat`` ``(groups, O // groups, C // groups * kh * kw)``; ``dy`` ``(groups,
+    O // groups, n, H_out, W_out)``; ``dxp`` ``(C, n, Hp * Wp + kw - 1)``, added into.
+    """
+    (kh, kw), (g, og, n, ho, wo) = kernel, dy.shape
+    c = dxp.shape[0]
+    dyw = parallel.scratch("dy_wide", (g, og, n, ho, wp), dy.dtype)
+    dyw[..., :wo] = dy
+    dyw[..., wo:] = 0
+    dyw = dyw.reshape(g, og, n * ho * wp)
+    dcols = parallel.scratch("dcols", (g, wmat.shape[2], n * ho * wp), dy.dtype)
+    for group in range(g):
+        np.matmul(wmat[group].T, dyw[group], out=dcols[group])
+    dcols = dcols.reshape(c, kh, kw, n, ho * wp)
+    for m in range(kh):
+        for k in range(kw):
+            start = m * wp + k
+            dxp[:, :, start:start + ho * wp] += dcols[:, m, k]
 
 
 class Conv2D(Layer):
@@ -214,6 +250,7 @@ class Conv2D(Layer):
         ho, wo = self._output_hw(h, w)
         self._check_dy(dy, (n, self.out_channels, ho, wo))
         og = self.out_channels // g
+        hp, wp = xp.shape[2:]
 
         # Free when dy is channel-major in memory (as a convolution's output is).
         dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, H_out, W_out)
@@ -221,16 +258,27 @@ class Conv2D(Layer):
         if self.bias is not None:
             self.bias.grad += dy_cm.reshape(self.out_channels, -1).sum(axis=1)
         wmat = self._effective_weight().reshape(g, og, -1)
-        dxp = np.zeros(xp.shape, dy.dtype) if input_grad else None
         pieces = parallel.chunks(n, c * kh * kw * ho * wo * dy.itemsize)
-        partial_dw = np.empty((len(pieces),) + wmat.shape, dy.dtype)
+        # dW transposed, (columns) @ (dy)^T: the long side of the product is then its
+        # rows, which BLAS runs half again as fast as the other way round.
+        partial_dw = np.empty((len(pieces), g, wmat.shape[2], og), dy.dtype)
+        # With stride 1 the input gradient is scattered in "wide" rows (see _scatter_wide):
+        # one flat buffer per image, with room for the last rows' overhang.
+        wide = (sh, sw) == (1, 1)
+        dxp = None
+        if input_grad:
+            dxp = np.zeros((c, n, hp * wp + kw - 1) if wide else xp.shape, dy.dtype)
 
         def chunk(index: int, start: int, stop: int) -> None:
             cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
-            dyk = [dys[group, :, start:stop].reshape(og, -1) for group in range(g)]
+            dyk = dys[:, :, start:stop].reshape(g, og, -1)
             for group in range(g):
-                np.matmul(dyk[group], cols[group].T, out=partial_dw[index, group])
+                np.matmul(cols[group], dyk[group].T, out=partial_dw[index, group])
             if dxp is None:
+                return
+            if wide:
+                _scatter_wide(wmat, dyk.reshape(g, og, stop - start, ho, wo),
+                              dxp[:, start:stop], self.kernel_size, wp)
                 return
             dcols = parallel.scratch("dcols", cols.shape, dy.dtype)
             for group in range(g):
@@ -246,12 +294,14 @@ class Conv2D(Layer):
 
         parallel.run(chunk, [(i, start, stop) for i, (start, stop) in enumerate(pieces)])
         # Summed in chunk order, so the result does not depend on which thread ran what.
-        dw = partial_dw.sum(axis=0).reshape(self.weight.shape)
+        dw = partial_dw.sum(axis=0).transpose(0, 2, 1).reshape(self.weight.shape)
         if self.weight.mask is not None:
             dw *= self.weight.mask
         self.weight.grad += dw
         if dxp is None:
             return None
+        if wide:
+            dxp = dxp[:, :, :hp * wp].reshape(c, n, hp, wp)
         return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
     def _output_hw(self, h: int, w: int) -> tuple[int, int]:
