@@ -89,11 +89,11 @@ def test_kernel_grid_rgb_channels_normalised_jointly():
     assert t[..., 2].std() > 3 * t[..., 0].std()  # joint scale keeps the channel ratio
 
 
-def test_kernel_grid_per_tile_vs_global():
+def test_kernel_grid_tile_vs_symmetric():
     w = RNG.normal(size=(4, 1, 5, 5))
     w[3] *= 0.01  # a weak kernel
     local = kernel_grid(w, scale=1, border=1)
-    shared = kernel_grid(w, scale=1, border=1, per_tile=False)
+    shared = kernel_grid(w, scale=1, border=1, normalize="symmetric")
     weak_local, weak_shared = tile(local, 1, 1, 5, 5, 1), tile(shared, 1, 1, 5, 5, 1)
     assert weak_local.min() == 0 and weak_local.max() == 255
     assert np.abs(weak_shared.astype(int) - 128).max() <= 3  # near zero -> near mid-grey
@@ -110,7 +110,7 @@ def test_kernel_grid_constant_kernels_no_nan_no_warning():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         g = kernel_grid(w, scale=2, border=1)
-        zeros = kernel_grid(np.zeros((4, 1, 3, 3)), per_tile=False)
+        zeros = kernel_grid(np.zeros((4, 1, 3, 3)), normalize="symmetric")
         zeros_local = kernel_grid(np.zeros((4, 1, 3, 3)))
     assert (tile(g, 0, 0, 6, 6, 1) == 128).all()
     assert (tile(g, 1, 0, 6, 6, 1) == 128).all()
@@ -197,11 +197,11 @@ def test_channel_grid_connection_table():
     np.testing.assert_array_equal(channel_grid(Parameter(w.copy(), mask=mask)), g)
 
 
-def test_channel_grid_global_scale_ignores_unconnected():
+def test_channel_grid_symmetric_scale_ignores_unconnected():
     table = lenet_c3_table()
     w = RNG.normal(size=(16, 6, 5, 5))
     w[~table] = 1000.0  # must not flatten the connected tiles
-    g = channel_grid(w, connections=table, per_tile=False, scale=1, border=1)
+    g = channel_grid(w, connections=table, normalize="symmetric", scale=1, border=1)
     peak = np.abs(w[table]).max()
     o, c = 15, 3
     expected = np.rint(127.5 + 127.5 * w[o, c] / peak).astype(np.uint8)
@@ -342,3 +342,16 @@ def test_kernel_grid_grey_strips_put_r_g_b_side_by_side():
     with pytest.raises(ValueError, match="expected normalize to be one of 'tile', 'global', "
                                          "'symmetric'"):
         kernel_grid(w, normalize="kernel")
+
+
+def test_channel_grid_global_minmax_over_connected_slices_only():
+    table = lenet_c3_table()
+    w = RNG.normal(size=(16, 6, 5, 5))
+    w[~table] = -1000.0  # must not set the global minimum
+    g = channel_grid(w, connections=table, normalize="global", scale=1, border=1)
+    lo, hi = w[table].min(), w[table].max()
+    o, c = 15, 3
+    expected = np.rint((w[o, c] - lo) / (hi - lo) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(tile(g, o, c, 5, 5, 1)[..., 1], expected)
+    with pytest.raises(ValueError, match="channel_grid: expected normalize to be one of"):
+        channel_grid(w, normalize="per_tile")

@@ -10,14 +10,15 @@ Three views, all returning arrays ready for :func:`minidl.viz.write_png`:
   ``o``; unconnected pairs (connection table or groups) are drawn as empty tiles.
 * :func:`image_grid` - any stack of 2-D images (feature maps, sample digits).
 
-Normalisation (weights to 0..255)
----------------------------------
-* per tile (default): ``round(255 * (x - min) / (max - min))`` over the tile;
+Normalisation (weights to 0..255), the ``normalize`` argument
+-------------------------------------------------------------
+* ``"tile"`` (default): ``round(255 * (x - min) / (max - min))`` over each tile;
   a colour tile is normalised over its three channels jointly so colours keep
   their relations.
-* global (``per_tile=False``): one symmetric scale over everything drawn,
-  ``round(127.5 + 127.5 * x / max|x|)``, so zero is mid-grey, tiles are
-  comparable and sign is visible.
+* ``"global"``: the same min-max, once over everything drawn, so tiles are
+  comparable (``shownet.py``'s view, and Figure 3's).
+* ``"symmetric"``: one scale over everything drawn, ``round(127.5 + 127.5 * x /
+  max|x|)``, so zero is mid-grey, tiles are comparable and sign is visible.
 * A tile without contrast (constant, e.g. all zeros) is drawn mid-grey (128);
   no division by zero happens.
 
@@ -111,6 +112,26 @@ def _symmetric(values: np.ndarray, reference: np.ndarray) -> np.ndarray:
     return _to_uint8(_MID_GREY + _MID_GREY * values / peak)
 
 
+_NORMALIZE = ("tile", "global", "symmetric")
+
+
+def _normalized(tiles: np.ndarray, reference: np.ndarray, normalize: str) -> np.ndarray:
+    """``tiles`` to 0..255 by one of the rules in the module docstring.
+
+    The global rules take their scale from ``reference`` (the tiles that count).
+    """
+    if normalize == "tile":
+        return _minmax_each(tiles)
+    if normalize == "symmetric":
+        return _symmetric(tiles, reference)
+    if reference.size == 0:
+        return np.full(tiles.shape, 128, np.uint8)
+    lo, hi = float(reference.min()), float(reference.max())
+    if hi == lo:
+        return np.full(tiles.shape, 128, np.uint8)
+    return _to_uint8((tiles - lo) / (hi - lo) * 255)
+
+
 # --------------------------------------------------------------------- layout
 def _upscale(tiles: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour upscaling of ``(N, h, w[, 3])`` tiles by an integer factor."""
@@ -136,9 +157,9 @@ def _default_ncols(n: int) -> int:
 
 
 # ---------------------------------------------------------------- kernel_grid
-def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile: bool = True,
+def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1,
                 ncols: int | None = None, border_color: int | Sequence[int] = 255,
-                normalize: str | None = None, rgb: bool = True) -> np.ndarray:
+                normalize: str = "tile", rgb: bool = True) -> np.ndarray:
     """Draw each output kernel of a conv weight as one tile (first-layer style).
 
     With ``normalize="global"``, 16 columns and black borders this is the view of
@@ -154,14 +175,11 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
         Nearest-neighbour upscaling factor (so a 5x5 kernel is visible).
     border : int
         Width in pixels of the lines between tiles and of the outer frame.
-    normalize : {"tile", "global", "symmetric"}, optional
+    normalize : {"tile", "global", "symmetric"}
         ``"tile"``: each kernel min-max scaled on its own (weak kernels look as
         strong as strong ones). ``"global"``: one min-max over all the kernels
         (``shownet.py``'s, so Figure 3's), tiles comparable. ``"symmetric"``:
-        one scale over all, zero at mid-grey, so the sign is visible. Default:
-        ``"tile"``, or ``"symmetric"`` when ``per_tile=False``.
-    per_tile : bool
-        Older spelling: True is ``"tile"``, False ``"symmetric"``.
+        one scale over all, zero at mid-grey, so the sign is visible.
     rgb : bool
         With 3 input channels: True draws a kernel as one colour tile; False as a
         grey strip of its R, G and B slices side by side (``shownet.py --no-rgb``),
@@ -197,9 +215,7 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
     scale = checks.integer(scale, "scale", "kernel_grid", minimum=1)
     border = checks.integer(border, "border", "kernel_grid", minimum=0)
     ncols = _default_ncols(out) if ncols is None else checks.integer(ncols, "ncols", "kernel_grid", minimum=1)
-    if normalize is None:
-        normalize = "tile" if per_tile else "symmetric"
-    checks.one_of(normalize, ("tile", "global", "symmetric"), "normalize", "kernel_grid")
+    checks.one_of(normalize, _NORMALIZE, "normalize", "kernel_grid")
     checks.boolean(rgb, "rgb", "kernel_grid")
     if in_ch == 1:
         tiles = w[:, 0]                                               # (out, kh, kw)
@@ -207,12 +223,7 @@ def kernel_grid(weight: np.ndarray, *, scale: int = 4, border: int = 1, per_tile
         tiles = w.transpose(0, 2, 3, 1)                               # (out, kh, kw, 3)
     else:
         tiles = w.transpose(0, 2, 1, 3).reshape(out, kh, 3 * kw)      # R | G | B
-    if normalize == "tile":
-        pixels = _minmax_each(tiles)
-    elif normalize == "global":
-        pixels = _minmax_each(tiles[None])[0]
-    else:
-        pixels = _symmetric(tiles, tiles)
+    pixels = _normalized(tiles, tiles, normalize)
     background = _color(border_color, 3 if pixels.ndim == 4 else 1, "border_color")
     return _assemble(_upscale(pixels, scale), ncols, border, background)
 
@@ -246,7 +257,7 @@ def _empty_tile(height: int, width: int, fill: np.ndarray, cross: np.ndarray) ->
 
 
 def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, groups: int = 1,
-                 scale: int = 4, border: int = 1, per_tile: bool = True,
+                 scale: int = 4, border: int = 1, normalize: str = "tile",
                  border_color: int | Sequence[int] = 255,
                  empty_color: Sequence[int] = EMPTY_COLOR,
                  cross_color: Sequence[int] = CROSS_COLOR) -> np.ndarray:
@@ -277,9 +288,9 @@ def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, g
         structure shows.
     scale, border, border_color
         As in :func:`kernel_grid`.
-    per_tile : bool
-        True: each slice min-max normalised on its own. False: one symmetric
-        scale over all connected slices (zero = mid-grey).
+    normalize : {"tile", "global", "symmetric"}
+        As in :func:`kernel_grid`, a tile being one slice; the global scales are
+        taken over the connected slices only.
     empty_color, cross_color : (r, g, b)
         The style of unconnected tiles.
 
@@ -296,6 +307,7 @@ def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, g
     groups = checks.integer(groups, "groups", "channel_grid", minimum=1)
     scale = checks.integer(scale, "scale", "channel_grid", minimum=1)
     border = checks.integer(border, "border", "channel_grid", minimum=0)
+    checks.one_of(normalize, _NORMALIZE, "normalize", "channel_grid")
     out, per_group, kh, kw = w.shape
     if out % groups:
         raise ValueError(
@@ -311,7 +323,7 @@ def channel_grid(weight: np.ndarray, *, connections: np.ndarray | None = None, g
         table &= _ungroup(mask.any(axis=(2, 3)), groups)
     slices = _ungroup(w, groups).reshape(out * in_ch, kh, kw)
     connected = table.reshape(-1)
-    gray = _minmax_each(slices) if per_tile else _symmetric(slices, slices[connected])
+    gray = _normalized(slices, slices[connected], normalize)
     tiles = np.repeat(_upscale(gray, scale)[..., None], 3, axis=3)
     tiles[~connected] = _empty_tile(kh * scale, kw * scale,
                                     _color(empty_color, 3, "empty_color"),

@@ -596,12 +596,12 @@ def _gradient_grid(layer: InspectedLayer, grad: np.ndarray) -> tuple[np.ndarray,
     full = conv.groups == 1 and (conv.connections is None or np.asarray(conv.connections).all())
     if m in (1, 3) and full:
         # One slice (or one colour kernel) per output map: rows of tiles, not a thin column.
-        grid = kernel_grid(scaled, per_tile=False, ncols=min(len(rows), 16), scale=scale)
+        grid = kernel_grid(scaled, normalize="symmetric", ncols=min(len(rows), 16), scale=scale)
         return grid, f"kernels {_channel_list(rows)}, left to right, top to bottom"
     scale = int(np.clip((_GRADIENT_MAX_WIDTH - (m + 1)) // (m * kw), 1, scale))
     connections = None if conv.connections is None else np.asarray(conv.connections)[rows]
     grid = channel_grid(scaled, connections=connections, groups=conv.groups, scale=scale,
-                        per_tile=False)
+                        normalize="symmetric")
     return grid, (f"rows: output maps {_channel_list(rows)}<br>columns: input maps "
                   f"0&ndash;{m - 1}")
 

@@ -210,13 +210,13 @@ def connections_section(view: RunView, figures: Figures, records: dict[str, Any]
         n, m, k = connected_pairs(conv)
         if m == 1:
             # One column of tiles would be a tall thin strip: lay the kernels out in rows.
-            grid = kernel_grid(scaled, per_tile=False, ncols=min(out, 8),
+            grid = kernel_grid(scaled, normalize="symmetric", ncols=min(out, 8),
                                scale=scale_for(max(kh, kw), _KERNEL_TILE))
             layout = f"kernels 0&ndash;{n - 1}, left to right, top to bottom"
         else:
             scale = int(np.clip((_CHANNEL_MAX_HEIGHT - (out + 1)) // (out * kh), 2, 7))
             grid = channel_grid(scaled, connections=conv.connections, groups=conv.groups,
-                                scale=scale, per_tile=False)
+                                scale=scale, normalize="symmetric")
             layout = f"rows: output maps 0&ndash;{n - 1}<br>columns: input maps 0&ndash;{m - 1}"
         tag = figures.png(f"channels-{name}", grid,
                           f"{name}: {n} kernels by {plural(m, 'input map')}")
