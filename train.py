@@ -29,6 +29,7 @@ import numpy as np
 from datasets import DATASETS, DatasetError, load_dataset
 from minidl import checks, io, rundir
 from minidl.data import Augmentation
+from minidl.inspect import colour_by_column
 from minidl.losses import SoftmaxCrossEntropy
 from minidl.optim import SGD, Adam, AdamW
 from minidl.rundir import InputSpec, RunDirError
@@ -396,6 +397,12 @@ def run(args: argparse.Namespace, callbacks: Sequence[Callback] = ()) -> Path:
         print(f"done: {split} accuracy {accuracy:.4f} after {len(rows)} epochs, "
               f"{sum(metrics['seconds']):.1f}s of training and evaluation; "
               f"checkpoint {out / rundir.CHECKPOINT}")
+        for found in colour_by_column(model):
+            means = " | ".join(f"{m:.3f}" for m in found.means)
+            where = (f"by column (the next convolution has groups={found.columns}): {means}"
+                     if found.columns > 1 else f"mean {means}")
+            print(f"{found.layer}: colour specificity of the kernels (0: brightness only, "
+                  f"2/3: one channel) {where}")
     return out
 
 

@@ -38,6 +38,7 @@ WORKLOADS: dict[str, tuple[str, int, str]] = {
     "lenet-train-128": ("lenet", 128, "train"),
     "lenet-infer-10000": ("lenet", 10000, "infer"),
     "convnet-80sec-train-128": ("convnet-80sec", 128, "train"),
+    "convnet-80sec-bn-train-128": ("convnet-80sec-bn", 128, "train"),
     "convnet-18pct-train-128": ("convnet-18pct", 128, "train"),
     "two-column-train-128": ("two-column", 128, "train"),
     "convnet-80sec-infer-10000": ("convnet-80sec", 10000, "infer"),

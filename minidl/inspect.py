@@ -16,7 +16,8 @@ Yosinski et al. (2015), Springenberg et al. (2014) and cuda-convnet:
 * :func:`weight_gradients`, :func:`weight_statistics`: per-layer weight
   gradients and cuda-convnet's mean ``|W|``, mean ``|dW|`` and their ratio.
 * :func:`colour_specificity`: how much a first-layer kernel differs between
-  the colour channels (AlexNet's two GPUs, Figure 3).
+  the colour channels; :func:`colour_by_column` its mean over each column that
+  the next convolution reads apart (AlexNet's two GPUs, Figure 3).
 
 Conventions shared by every tool
 --------------------------------
@@ -47,7 +48,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, NamedTuple, Sequence
 
 import numpy as np
 from scipy.ndimage import gaussian_filter
@@ -62,7 +63,8 @@ from minidl.parameter import Parameter
 __all__ = ["ReceptiveField", "receptive_field", "TopPatches", "top_patches", "saliency",
            "guided_backprop", "deconvnet", "relu_backward_rule", "Maximized", "maximize",
            "occlusion", "weight_gradients", "LayerStats", "weight_statistics",
-           "channel_projections", "colour_specificity"]
+           "channel_projections", "colour_specificity", "column_groups", "colour_by_column",
+           "ColumnColour"]
 
 
 # ------------------------------------------------------------------ plumbing
@@ -957,3 +959,56 @@ def colour_specificity(weight: Any) -> np.ndarray:
     total = np.square(w).sum(axis=(1, 2, 3))
     deviation = np.square(w - w.mean(axis=1, keepdims=True)).sum(axis=(1, 2, 3))
     return np.divide(deviation, total, out=np.zeros_like(total), where=total > 0)
+
+
+class ColumnColour(NamedTuple):
+    """The colour specificity of a first layer's kernels, per column."""
+
+    #: the convolution's name in ``model.named_modules()``
+    layer: str
+    #: how many columns the next convolution reads its maps in (that layer's ``groups``)
+    columns: int
+    #: ``(out_channels,)``: :func:`colour_specificity` of each kernel
+    scores: np.ndarray
+    #: the mean score of each column's kernels (one value without columns)
+    means: tuple[float, ...]
+
+
+def column_groups(model: Layer, conv: Conv2D) -> int:
+    """How many columns the next convolution reads ``conv``'s maps in (its ``groups``).
+
+    AlexNet's two GPUs: each second layer read only its own first layer's maps,
+    so the first layer's kernels split into columns that learn apart. The next
+    convolution is the first one after ``conv`` in the tree walk that reads
+    ``conv.out_channels`` maps; 1 without one.
+    """
+    found = False
+    for _, layer in model.named_modules():
+        if not isinstance(layer, Conv2D):
+            continue
+        if found and layer.in_channels == conv.out_channels:
+            return layer.groups
+        found = found or layer is conv
+    return 1
+
+
+def colour_by_column(model: Layer) -> list[ColumnColour]:
+    """:func:`colour_specificity` of every fully connected convolution that reads a
+    3-channel image, with the mean of each column (see :func:`column_groups`).
+
+    Krizhevsky et al. (2012) saw AlexNet's two columns specialise on ImageNet,
+    one "largely colour-agnostic", the other "largely colour-specific": the two
+    means say whether a model did the same.
+    """
+    found = []
+    for name, conv in model.named_modules():
+        if not (isinstance(conv, Conv2D) and conv.in_channels == 3 and conv.groups == 1
+                and (conv.connections is None or np.asarray(conv.connections).all())):
+            continue
+        scores = colour_specificity(conv.weight)
+        columns = column_groups(model, conv)
+        size = conv.out_channels // columns
+        means = tuple(float(scores[k * size:(k + 1) * size].mean()) for k in range(columns))
+        found.append(ColumnColour(name, columns, scores, means))
+    return found
+

@@ -76,6 +76,29 @@ def convnet_18pct(rng: np.random.Generator | int | None = None,
         Dense(64 * 4 * 4, 10, rng=rng, dtype=dtype, weight_init="lecun_uniform"))
 
 
+def convnet_80sec_bn(rng: np.random.Generator | int | None = None,
+                     dtype: Any = np.float32) -> Sequential:
+    """:func:`convnet_80sec` with batch normalisation before each convolution's ReLU.
+
+    The first one comes after the max pooling, where ReLU is in the 80sec net:
+    on a quarter of the values, which makes it four times cheaper. The
+    convolutions lose their biases (the normalisation's shift takes their place):
+    145,578 - 128 + 2 * 128 = 145,706 parameters. Chosen as the CIFAR-10 default
+    by measurement (README, "Measured"): with the same 15 epochs it ends about
+    three points above the plain 80sec net for a few per cent more time a step.
+    """
+    rng = checks.rng_from(rng, "convnet_80sec_bn")
+    return Sequential(
+        _conv(3, 32, rng, dtype, bias=False), _pool(MaxPool2D), BatchNorm2D(32, dtype=dtype),
+        ReLU(),
+        _conv(32, 32, rng, dtype, bias=False), BatchNorm2D(32, dtype=dtype), ReLU(),
+        _pool(AvgPool2D),
+        _conv(32, 64, rng, dtype, bias=False), BatchNorm2D(64, dtype=dtype), ReLU(),
+        _pool(AvgPool2D), Flatten(),
+        Dense(64 * 4 * 4, 64, rng=rng, dtype=dtype), ReLU(),
+        Dense(64, 10, rng=rng, dtype=dtype, weight_init="lecun_uniform"))
+
+
 def two_column(rng: np.random.Generator | int | None = None,
                dtype: Any = np.float32) -> Sequential:
     """A two-column net in AlexNet's manner (Krizhevsky et al. 2012, Figure 2).

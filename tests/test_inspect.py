@@ -572,6 +572,24 @@ def test_colour_specificity_from_grey_to_opponent_colours(rng) -> None:
         colour_specificity(w[0])
 
 
+def test_colour_by_column_splits_the_first_layer_as_the_next_convolution_reads_it() -> None:
+    from minidl.inspect import colour_by_column, colour_specificity
+    from models import two_column
+    model = two_column(rng=0, dtype=np.float64)
+    w = model["conv1"].weight.data
+    w[:32] = w[:32].mean(axis=1, keepdims=True)     # column 1: grey kernels
+    w[32:, 1:] = 0                                  # column 2: red only
+    found, = colour_by_column(model)
+    assert (found.layer, found.columns) == ("conv1", 2)
+    np.testing.assert_allclose(found.means, (0.0, 2 / 3), atol=1e-12)
+    np.testing.assert_array_equal(found.scores, colour_specificity(w))
+    plain = Sequential(Conv2D(3, 4, 3, rng=0), ReLU(), Conv2D(4, 4, 3, rng=0),
+                       Conv2D(4, 2, 1, groups=2, rng=0))
+    found, = colour_by_column(plain)  # conv3's groups are not conv1's columns
+    assert found.columns == 1 and len(found.means) == 1
+    assert colour_by_column(Sequential(Conv2D(1, 4, 3, rng=0))) == []
+
+
 def test_maximize_of_a_centre_unit_uses_that_unit_only() -> None:
     model = small_net()
     result = inspect.maximize(model, "conv2", 3, (2, 8, 8), steps=1, blur=0.0, jitter=0, rng=0,

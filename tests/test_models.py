@@ -74,6 +74,18 @@ def test_cuda_convnet_nets_have_their_layer_files_geometry():
     assert convnet_18pct(rng=0).num_parameters() == 89578
 
 
+def test_the_batch_normalised_80sec_net_trades_conv_biases_for_normalisation():
+    from models import convnet_80sec_bn
+    from minidl.layers import BatchNorm2D, Conv2D, MaxPool2D
+    model = convnet_80sec_bn(rng=0)
+    assert model.num_parameters() == 145578 - (32 + 32 + 64) + 2 * (32 + 32 + 64) == 145706
+    kinds = [type(layer) for layer in model]
+    assert kinds.count(BatchNorm2D) == 3
+    assert all(layer.bias is None for layer in model if isinstance(layer, Conv2D))
+    # The first normalisation follows the max pooling, on a quarter of the values.
+    assert kinds[:3] == [Conv2D, MaxPool2D, BatchNorm2D]
+
+
 def test_two_column_net_splits_conv2_into_two_columns():
     from models import two_column
     model = two_column(rng=0)
@@ -83,7 +95,8 @@ def test_two_column_net_splits_conv2_into_two_columns():
     assert model.num_parameters() == 150986
 
 
-@pytest.mark.parametrize("name", ["convnet-80sec", "convnet-18pct", "two-column"])
+@pytest.mark.parametrize("name", ["convnet-80sec", "convnet-80sec-bn", "convnet-18pct",
+                                  "two-column"])
 def test_cifar_models_map_colour_images_to_ten_logits_and_round_trip(name):
     model = MODELS[name].build(rng=0)
     assert MODELS[name].dataset == "cifar10"

@@ -18,6 +18,7 @@ import pytest
 
 import train
 from minidl import io, rundir
+from callbacks import At
 from minidl.training import Callback, TrainingInterrupted, TrainingStopped
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,16 +44,6 @@ def quick(out, *extra):
     return train.parse_args(["--limit-train", "1280", "--epochs", "2", "--out", str(out),
                              "--quiet", "--no-figures", *extra])
 
-
-class At(Callback):
-    """Calls ``action`` after step ``step`` of epoch ``epoch`` (epochs count from 1)."""
-
-    def __init__(self, epoch: int, step: int, action) -> None:
-        self.where, self.action = (epoch, step), action
-
-    def on_step_end(self, trainer, epoch, step, loss):
-        if (epoch, step) == self.where:
-            self.action()
 
 
 def test_help_explains_every_flag():

@@ -27,12 +27,14 @@ def test_a_short_cifar10_run_reports_validation_and_draws_colour_kernels(tmp_pat
         [sys.executable, "train.py", "--dataset", "cifar10", "--model", "two-column",
          "--epochs", "1", "--warmup-epochs", "0.2", "--lr", "0.005", "--limit-train", "512",
          "--val-split", "10000",
-         "--out", str(out),
-         "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     # This machine's copy has no test_batch.bin: one line says so, and the run goes on.
     if not (Path(DATA) / "cifar10" / "cifar-10-batches-bin" / "test_batch.bin").is_file():
         assert "test_batch.bin is missing" in done.stdout
+    # The mean colour specificity of each of conv1's two columns, printed at the end.
+    assert "conv1: colour specificity of the kernels" in done.stdout
+    assert "by column (the next convolution has groups=2): 0." in done.stdout
     metrics = rundir.read_metrics(out)
     assert 0.1 < metrics["val_acc"][0] <= 1.0          # data_batch_5, 10,000 images
     predictions = rundir.read_predictions(out)

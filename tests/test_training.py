@@ -14,6 +14,7 @@ from minidl.layers import BatchNorm2D, Conv2D, Dense, Dropout, Flatten, MaxPool2
 from minidl.optim import SGD
 from minidl.rundir import InputSpec, RunDirError
 from minidl.schedules import CosineLR
+from callbacks import At
 from minidl.training import (Callback, Trainer, TrainingInterrupted, TrainingStopped, evaluate)
 
 SPEC = InputSpec((1, 8, 8), (0.5,), (0.25,), ("bright left", "bright right"))
@@ -76,14 +77,6 @@ def test_a_run_directory_gets_every_file_through_rundir(tmp_path) -> None:
     assert state.input == SPEC and state.progress.epoch == 2
     assert set(state.rng_states) == {"dropout1"}
 
-
-class At(Callback):
-    def __init__(self, epoch: int, step: int, action) -> None:
-        self.where, self.action = (epoch, step), action
-
-    def on_step_end(self, trainer, epoch, step, loss):
-        if (epoch, step) == self.where:
-            self.action()
 
 
 @pytest.mark.parametrize("where", [(1, 2), (2, 4), (3, 0)])

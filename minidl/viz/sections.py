@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from minidl import rundir
+from minidl.inspect import colour_specificity, column_groups
 from minidl.layers import Conv2D
 from minidl.layers.base import Layer
 from minidl.rundir import InputSpec
@@ -242,17 +243,6 @@ def first_layer_convolutions(model: Layer) -> list[tuple[str, Conv2D]]:
             and (conv.connections is None or np.asarray(conv.connections).all())]
 
 
-def column_groups(model: Layer, conv: Conv2D) -> int:
-    """How many columns the next convolution splits ``conv``'s maps into (its ``groups``):
-    AlexNet's two GPUs, where each second layer read only its own first layer's maps."""
-    found = False
-    for _, layer in convolutions(model):
-        if found and layer.in_channels == conv.out_channels:
-            return layer.groups
-        found = found or layer is conv
-    return 1
-
-
 def _per_row(count: int, most: int) -> int:
     """Tiles per row: at most ``most``, and dividing ``count`` when some number can, so
     that each column of kernels fills whole rows."""
@@ -300,7 +290,6 @@ def kernels_section(view: RunView, figures: Figures) -> Section:
         caption = f"<code>{esc(name)}</code>: {out} kernels of {c}x{kh}x{kw}"
         text = ""
         if c == 3:
-            from minidl.inspect import colour_specificity
             score = colour_specificity(weight)
             if columns > 1:
                 means = [float(score[k * per_column:(k + 1) * per_column].mean())
