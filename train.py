@@ -170,8 +170,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) == "":
             parser.error(f"{flag(name)}: expected a path, received an empty string")
     if args.eval and args.resume:
-        parser.error(f"--eval and --resume: expected one of them (evaluate a checkpoint, or "
-                     f"continue a run), received both")
+        parser.error("--eval and --resume: expected one of them (evaluate a checkpoint, or "
+                     "continue a run), received both")
     for mode, why in (("eval", "evaluation writes nothing"),
                       ("resume", "a resumed run stays in its own directory")):
         if getattr(args, mode) and args.out:

@@ -25,7 +25,7 @@ def layer_from_config(description: dict[str, Any]) -> Layer:
     Weights are freshly initialised; load a state dict to restore trained ones.
     """
     import minidl.containers  # noqa: F401  (registers Sequential and Graph)
-    import minidl.layers  # noqa: F401
+    import minidl.layers  # noqa: F401  (registers the layers)
 
     if not isinstance(description, dict) or "class" not in description:
         raise ValueError(f"expected a layer description with a 'class' entry, received {description!r:.200}")

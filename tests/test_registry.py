@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +30,7 @@ def test_embedded_mnist_is_verified_and_in_the_common_form(monkeypatch) -> None:
     assert mnist.mean == (0.1307,) and mnist.std == (0.3081,) and mnist.default_val_split == 0
     (train, val), (all_train, none) = mnist.holdout(5000), mnist.holdout(0)
     assert train[0].shape[0] == 55000 and val[0].shape[0] == 5000 and none is None
+    assert all_train[0].shape[0] == 60000
     np.testing.assert_array_equal(val[1], mnist.train_labels[55000:])
     with pytest.raises(ValueError, match=r"expected a validation split from 0 to 59999 images, "
                                          r"received 60000"):

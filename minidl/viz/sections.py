@@ -18,7 +18,6 @@ from minidl import rundir
 from minidl.inspect import colour_specificity, column_groups
 from minidl.layers import Conv2D
 from minidl.layers.base import Layer
-from minidl.rundir import InputSpec
 from minidl.viz.features import FeatureRecord, feature_map_grid, feature_records, trace
 from minidl.viz.grids import channel_grid, image_grid, kernel_grid
 from minidl.viz.page import (Figures, esc, grid_cols, missing, pct, plural, scale_for,
