@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from minidl import rundir
-from minidl.inspect import colour_specificity, column_groups
+from minidl.inspect import colour_by_column, column_groups
 from minidl.layers import Conv2D
 from minidl.layers.base import Layer
 from minidl.viz.features import FeatureRecord, feature_map_grid, feature_records, trace
@@ -271,6 +271,7 @@ def kernels_section(view: RunView, figures: Figures) -> Section:
              "layer (<code>shownet.py</code>'s, and Figure 3's), so tiles can be compared; "
              "each weight is a block of pixels (nearest neighbour).</p>"]
     found = first_layer_convolutions(view.model)
+    colour = {c.layer: c for c in colour_by_column(view.model)}  # the 3-channel ones
     if not found:
         parts.append("<p>No convolution here reads a 1- or 3-channel image with full "
                      "connections; see the cross-channel grids above.</p>")
@@ -288,11 +289,9 @@ def kernels_section(view: RunView, figures: Figures) -> Section:
         tag = figures.png(f"kernels-{name}", grid, f"{name}: {out} kernels")
         caption = f"<code>{esc(name)}</code>: {out} kernels of {c}x{kh}x{kw}"
         text = ""
-        if c == 3:
-            score = colour_specificity(weight)
+        if name in colour:
+            score, means = colour[name].scores, colour[name].means
             if columns > 1:
-                means = [float(score[k * per_column:(k + 1) * per_column].mean())
-                         for k in range(columns)]
                 caption += (f"; the next convolution reads them in {columns} columns "
                             f"(<code>groups={columns}</code>), drawn top to bottom")
                 text = ("<p>Colour specificity (the share of a kernel's energy that differs "
