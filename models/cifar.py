@@ -107,13 +107,15 @@ def two_column(rng: np.random.Generator | int | None = None,
     column 1 (AlexNet's GPU 1), 32-63 column 2. conv2 reads only its own
     column's maps (``groups=2``, Caffe's ``group: 2``), so each column's first
     layer feeds only its own second layer, as on two GPUs; conv3 and the dense
-    layers read both columns. Batch normalisation after each convolution keeps
-    the columns training at a common pace.
+    layers read both columns. Batch normalisation before each ReLU keeps the
+    columns training at a common pace; the first one, as in
+    :func:`convnet_80sec_bn`, comes after the max pooling, on a quarter of the
+    values.
     """
     rng = checks.rng_from(rng, "two_column")
     return Sequential(
-        ("conv1", _conv(3, 64, rng, dtype)), ("bn1", BatchNorm2D(64, dtype=dtype)),
-        ("relu1", ReLU()), ("pool1", _pool(MaxPool2D)),
+        ("conv1", _conv(3, 64, rng, dtype)), ("pool1", _pool(MaxPool2D)),
+        ("bn1", BatchNorm2D(64, dtype=dtype)), ("relu1", ReLU()),
         ("conv2", _conv(64, 64, rng, dtype, groups=2)), ("bn2", BatchNorm2D(64, dtype=dtype)),
         ("relu2", ReLU()), ("pool2", _pool(MaxPool2D)),
         ("conv3", Conv2D(64, 128, 3, padding=1, rng=rng, dtype=dtype)),
