@@ -43,7 +43,7 @@ def measure(train_args: list[str], out: Path) -> dict:
     command = [sys.executable, str(ROOT / "train.py"), *train_args, "--out", str(out), "--quiet"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(command)
+    done = subprocess.run(command, stdout=sys.stderr)  # stdout is for the figures
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
     if done.returncode != 0:
