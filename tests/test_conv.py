@@ -43,6 +43,15 @@ CASES = [
     ConvCase("k3-s1-p1", 2, 3, 3, (5, 5), kwargs=dict(padding=1)),
     ConvCase("k3-s2-p1", 2, 3, 3, (6, 7), kwargs=dict(stride=2, padding=1)),
     ConvCase("k3-s1-p2", 2, 2, 3, (4, 5), kwargs=dict(padding=2)),
+    ConvCase("k3x2-s1-p1x0", 2, 3, (3, 2), (5, 6), kwargs=dict(padding=(1, 0))),
+    # No more outputs than inputs with stride 1: dx is a correlation of dy (see backward).
+    ConvCase("k3x2-s1-p1x0-fewer-outputs", 3, 2, (3, 2), (5, 6), kwargs=dict(padding=(1, 0))),
+    ConvCase("k3-s1-p1-as-many-outputs", 3, 3, 3, (4, 5), kwargs=dict(padding=1)),
+    ConvCase("table-s1-p1-fewer-outputs", 3, 2, 3, (5, 6),
+             kwargs=dict(connections=[[1, 0, 1], [0, 1, 0]], padding=1)),
+    # Padding wider than kernel - 1 with stride 1: dx is scattered, not correlated.
+    ConvCase("k1x1-s1-p1", 2, 3, 1, (3, 4), kwargs=dict(padding=1)),
+    ConvCase("k2x3-s1-p2x1", 2, 2, (2, 3), (4, 5), kwargs=dict(padding=(2, 1))),
     ConvCase("k3x2-nonsquare-input", 2, 3, (3, 2), (5, 7)),
     ConvCase("k2x3-s2x1-p1x0", 3, 2, (2, 3), (7, 6), kwargs=dict(stride=(2, 1), padding=(1, 0))),
     ConvCase("k3x2-s2-p2-odd-input", 1, 2, (3, 2), (7, 5), kwargs=dict(stride=2, padding=2)),
