@@ -171,9 +171,11 @@ class MaxPool2D(_Pool2D):
                 view = x[start:stop, :, offset.inp[0], offset.inp[1]]
                 best = o[:, :, offset.out[0], offset.out[1]]
                 if index is not None:
-                    better = view > best
+                    # A window's index is the last offset that beat the maximum so far;
+                    # offsets come in increasing order, so that is the largest such k.
                     where = index[start:stop, :, offset.out[0], offset.out[1]]
-                    where += better * (offset.k - where)  # arithmetic: faster than np.where
+                    np.maximum(where, np.multiply(view > best, offset.k, dtype=index.dtype),
+                               out=where)
                 np.maximum(best, view, out=best)
 
         parallel.run(chunk, self._chunks(x))
