@@ -100,6 +100,17 @@ def test_results_do_not_depend_on_the_memory_order(name, make, rng) -> None:
         np.testing.assert_array_equal(pa.grad, pb.grad)
 
 
+@pytest.mark.parametrize("make", [lambda: MaxPool2D(2), lambda: MaxPool2D(3, 2, ceil_mode=True)],
+                         ids=["2x2", "3x3-s2-ceil"])
+def test_maxpool_gradient_in_the_other_memory_order_than_its_input(make, rng) -> None:
+    x = rng.standard_normal((3, 4, 7, 7))
+    a, b = make(), make()
+    dy = rng.standard_normal(a.forward(x).shape)
+    b.forward(channel_major_copy(x))
+    np.testing.assert_array_equal(a.backward(dy), b.backward(dy))
+    np.testing.assert_array_equal(a.backward(channel_major_copy(dy)), b.backward(dy))
+
+
 def test_dropout_draws_the_same_mask_whatever_the_memory_order(rng) -> None:
     x = rng.standard_normal((3, 4, 5, 5))
     np.testing.assert_array_equal(Dropout(0.5, rng=1).forward(x),

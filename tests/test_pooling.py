@@ -203,6 +203,22 @@ def test_maxpool_never_selects_padding(kernel, padding, rng: np.random.Generator
     np.testing.assert_array_equal(dx, dx_ref)
 
 
+@pytest.mark.parametrize("hw, ceil_mode, expected", [
+    ((4, 4), False, [(0, 0), (0, 1), (1, 0), (1, 1)]),
+    ((5, 5), True, [(0, 0), (0, 1), (0, 3), (1, 0), (1, 1), (1, 3), (3, 0), (3, 1), (3, 3)]),
+], ids=["4x4", "5x5-ceil"])
+def test_maxpool_window_of_minus_infinity_sends_its_gradient_to_its_first_pixel(
+        hw, ceil_mode, expected) -> None:
+    # No pixel beats -inf, so the index stays where it started: on the first pixel of
+    # the window inside the input, never on padding (PyTorch's choice too).
+    pool = MaxPool2D(3, stride=2, padding=1, ceil_mode=ceil_mode)
+    y = pool.forward(np.full((1, 1, *hw), -np.inf))
+    dx = pool.backward(np.ones_like(y))
+    picked = np.zeros(hw)
+    picked[tuple(np.array(expected).T)] = 1
+    np.testing.assert_array_equal(dx[0, 0], picked)
+
+
 def test_maxpool_backward_twice_accumulates_nothing_but_is_repeatable(rng) -> None:
     # Pooling has no parameters: a second backward returns the same dx.
     pool = MaxPool2D(2)

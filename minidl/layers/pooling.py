@@ -3,11 +3,13 @@
 Pooling keeps the number of maps: each map is pooled on its own, so it does not
 change how the next convolution connects maps.
 
-Both run over one strided view per kernel offset: for offset ``(m, n)`` the
-output positions whose window has an input pixel there, and those pixels.
-Padding and, in ceil mode, the part of a last window past the input have no
-pixel, so they are skipped rather than materialised in a padded copy. The
-batch is split into chunks that run on :mod:`minidl.parallel`'s workers.
+The forward passes (and average pooling's backward) run over one strided view
+per kernel offset: for offset ``(m, n)`` the output positions whose window has
+an input pixel there, and those pixels. Padding and, in ceil mode, the part of
+a last window past the input have no pixel, so they are skipped rather than
+materialised in a padded copy. Max pooling's backward sends each window's
+gradient to the one pixel its index names, all windows in one pass. The work
+is split into chunks that run on :mod:`minidl.parallel`'s workers.
 """
 
 from __future__ import annotations
@@ -156,10 +158,13 @@ class MaxPool2D(_Pool2D):
         offsets = self._offsets(x.shape[2:], (ho, wo))
         out = zeros_nchw(x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
         keep = keeps(training, keep_for_backward)
-        index = (np.zeros_like(out, dtype=np.int8 if len(offsets) < 128 else np.int32)
-                 if keep else None)
         # Offsets in row-major order and a strict comparison: the first maximum wins.
         whole = offsets[0].out == (slice(0, ho), slice(0, wo))
+        index = None
+        if keep:
+            index = np.zeros_like(out, dtype=np.int8 if len(offsets) < 128 else np.int32)
+            if not whole:  # a window of -inf (or NaN) keeps its first pixel, never padding
+                index[...] = self._first_offsets((ho, wo))
 
         def chunk(start: int, stop: int) -> None:
             o = out[start:stop]
@@ -183,27 +188,54 @@ class MaxPool2D(_Pool2D):
         return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        index, shape = self._saved()
+        index, (n, c, h, w) = self._saved()
         self._check_dy(dy, index.shape)
         if not input_grad:
             return None
-        dx = zeros_nchw(shape, dy.dtype, is_channel_major(dy))
-        offsets = self._offsets(shape[2:], index.shape[2:])
+        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        ho, wo = index.shape[2:]
+        # Each window's gradient goes to the pixel its index names, at flat position
+        # (window's corner) + (offset's shift) within its map. np.bincount sums what
+        # overlapping windows send to one pixel, in one pass, in window order.
+        shift = (np.arange(kh)[:, None] * w + np.arange(kw)).ravel()
+        corner = (np.arange(ho) * sh - ph)[:, None] * w + (np.arange(wo) * sw - pw)
+        # Maps in the memory order of the forward input, so dx comes out in it too.
+        channel_major = is_channel_major(index)
+        where_max, grad = _maps(index, channel_major), _maps(dy, channel_major)
+        dx = np.empty((c, n, h, w) if channel_major else (n, c, h, w), dy.dtype)
+        dx_maps = dx.reshape(-1, h * w)
         overlap = self._overlapping()
 
         def chunk(start: int, stop: int) -> None:
-            for offset in offsets:
-                rows, cols = offset.out
-                routed = dy[start:stop, :, rows, cols] * (index[start:stop, :, rows, cols]
-                                                           == offset.k)
-                target = dx[start:stop, :, offset.inp[0], offset.inp[1]]
-                if overlap:
-                    target += routed
-                else:  # each input pixel is in at most one window
-                    target[...] = routed
+            target = np.take(shift, where_max[start:stop])
+            target += corner
+            target += (np.arange(stop - start) * (h * w))[:, None, None]
+            if not overlap:  # each pixel is in one window at most: a plain scatter
+                dx_maps[start:stop] = 0
+                dx_maps[start:stop].ravel()[target.ravel()] = grad[start:stop].ravel()
+                return
+            dx_maps[start:stop] = np.bincount(
+                target.ravel(), weights=grad[start:stop].ravel(),
+                minlength=(stop - start) * h * w).reshape(stop - start, h * w)
 
-        parallel.run(chunk, self._chunks(dx))
-        return dx
+        parallel.run(chunk, parallel.chunks(len(dx_maps), h * w * dy.itemsize,
+                                            minimum_bytes=1 << 19))
+        return dx.transpose(1, 0, 2, 3) if channel_major else dx
+
+    def _first_offsets(self, out_hw: tuple[int, int]) -> np.ndarray:
+        """``(H_out, W_out)``: the first offset of each window on an input pixel."""
+        (_, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
+        rows = np.maximum(0, ph - np.arange(out_hw[0]) * sh)
+        cols = np.maximum(0, pw - np.arange(out_hw[1]) * sw)
+        return rows[:, None] * kw + cols
+
+
+def _maps(a: np.ndarray, channel_major: bool) -> np.ndarray:
+    """A logically NCHW array as a contiguous stack of maps ``(maps, H, W)``, ordered
+    ``(C, N)`` if ``channel_major`` else ``(N, C)``; a view when it already lies so."""
+    if channel_major:
+        a = a.transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(a).reshape(-1, *a.shape[2:])
 
 
 class AvgPool2D(_Pool2D):
