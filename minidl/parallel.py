@@ -3,12 +3,13 @@
 NumPy runs matrix products on several threads (OpenBLAS), but copies and
 element-wise operations on one. A convolution is both: gathering the im2col
 columns is a copy, the product is BLAS. So minidl splits the batch into
-cache-sized chunks and runs them on a small pool of worker threads (NumPy
-releases the GIL in copies, ufuncs and BLAS calls), with BLAS itself held to one
-thread meanwhile, so the total never exceeds the threads the user gave BLAS
-(``OPENBLAS_NUM_THREADS``, or all cores). Every layer's products go through
-:func:`run`, so BLAS's own threads, which cost more to wake than a small
-product takes, are never used by minidl; NumPy code outside minidl keeps them.
+cache-sized chunks and runs them on the calling thread and a small pool of
+helper threads (NumPy releases the GIL in copies, ufuncs and BLAS calls), with
+BLAS itself held to one thread meanwhile, so the total never exceeds the threads
+the user gave BLAS (``OPENBLAS_NUM_THREADS``, or all cores). Every layer's
+products go through :func:`run`, so BLAS's own threads, which cost more to wake
+than a small product takes, are never used by minidl; NumPy code outside minidl
+keeps them.
 
 The number of workers is read from OpenBLAS when minidl can find and control it
 (NumPy's own wheels ship it). With any other BLAS, or with one thread, the
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import itertools
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -103,8 +105,8 @@ def blas_threads(count: int) -> Iterator[None]:
 def _get_pool() -> ThreadPoolExecutor:
     global _pool
     with _lock:
-        if _pool is None:
-            _pool = ThreadPoolExecutor(_workers, thread_name_prefix="minidl")
+        if _pool is None:  # the calling thread is the other worker
+            _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minidl")
         return _pool
 
 
@@ -124,13 +126,26 @@ def run(task: Callable[..., Any], arguments: Sequence[Any]) -> list[Any]:
         # NumPy's floating-point error settings are per thread: carry the caller's over,
         # so np.errstate around a model's forward pass holds in its chunks too.
         settings = np.geterr()
+        results: list[Any] = [None] * len(arguments)
+        # The calling thread and the helpers take the next call from one counter
+        # (next() on it is atomic under the GIL) until none is left: no thread waits
+        # for another to be woken before work starts, and a slow one takes fewer calls.
+        counter = itertools.count()
 
-        def call(*a: Any) -> Any:
+        def drain() -> None:
             with np.errstate(**settings):
-                return task(*a)
+                while (i := next(counter)) < len(arguments):
+                    results[i] = task(*arguments[i])
 
-        futures = [_get_pool().submit(call, *a) for a in arguments]
-        return [future.result() for future in futures]
+        helpers = [_get_pool().submit(drain) for _ in range(min(_workers, len(arguments)) - 1)]
+        try:
+            drain()
+        finally:  # wait for the helpers even when a call here failed: they share the outputs
+            for helper in helpers:
+                helper.exception()
+        for helper in helpers:
+            helper.result()  # raises what a call in that helper raised
+        return results
 
 
 def chunks(n: int, per_item_bytes: int, target_bytes: int = 2 << 20,

@@ -3,6 +3,8 @@ numbers however the batch is split and however many threads run the pieces."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -50,6 +52,20 @@ def test_run_keeps_the_order_of_its_arguments_and_raises_what_a_call_raised() ->
 
     with pytest.raises(KeyError, match="three"):
         parallel.run(fails, [(i,) for i in range(6)])
+
+
+def test_run_shares_the_calls_between_the_calling_thread_and_a_helper() -> None:
+    if parallel.num_threads() < 2:
+        pytest.skip("one worker here: minidl cannot control this NumPy's BLAS threads")
+    ran_on = []
+
+    def slow(i: int) -> int:
+        ran_on.append(threading.get_ident())
+        time.sleep(0.02)  # time.sleep releases the GIL, as NumPy's work does
+        return i
+
+    assert parallel.run(slow, [(i,) for i in range(8)]) == list(range(8))
+    assert threading.get_ident() in ran_on and len(set(ran_on)) == 2
 
 
 def test_set_num_threads_refuses_a_bad_count() -> None:
