@@ -56,7 +56,7 @@ def test_run_keeps_the_order_of_its_arguments_and_raises_what_a_call_raised() ->
 
 def test_run_shares_the_calls_between_the_calling_thread_and_a_helper() -> None:
     if parallel.num_threads() < 2:
-        pytest.skip("one worker here: minidl cannot control this NumPy's BLAS threads")
+        pytest.skip("one worker here: one BLAS thread, or a BLAS minidl cannot control")
     ran_on = []
 
     def slow(i: int) -> int:
