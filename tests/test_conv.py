@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,13 @@ class ConvCase:
     hw: tuple[int, int]
     batch: int = 2
     kwargs: dict = field(default_factory=dict)
+    algorithm: str = "auto"
 
     def build(self, dtype: Any = np.float64, rng: Any = 0) -> Conv2D:
-        return Conv2D(self.in_channels, self.out_channels, self.kernel_size, dtype=dtype,
+        conv = Conv2D(self.in_channels, self.out_channels, self.kernel_size, dtype=dtype,
                       rng=rng, **self.kwargs)
+        conv.algorithm = self.algorithm
+        return conv
 
     def input(self, rng: np.random.Generator, dtype: Any = np.float64) -> np.ndarray:
         return rng.standard_normal((self.batch, self.in_channels, *self.hw)).astype(dtype)
@@ -68,6 +71,10 @@ CASES = [
     ConvCase("bias-false", 2, 3, 3, (5, 5), kwargs=dict(bias=False)),
     ConvCase("bias-false-groups-2-p1", 4, 2, 3, (4, 5), kwargs=dict(bias=False, groups=2, padding=1)),
 ]
+# The small cases take im2col under "auto"; every stride-1 one again through the
+# Fourier transform (minidl.layers.conv_fft), which the big nets' convolutions take.
+CASES += [replace(case, id=f"{case.id}-fft", algorithm="fft") for case in CASES
+          if case.kwargs.get("stride", 1) in (1, (1, 1))]
 CASE_IDS = [case.id for case in CASES]
 
 
@@ -172,9 +179,12 @@ def test_loops_and_scipy_references_agree_with_each_other(rng: np.random.Generat
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
-def test_input_gradient_matches_the_transposed_formula(rng: np.random.Generator) -> None:
+@pytest.mark.parametrize("algorithm", ["im2col", "fft"])
+def test_input_gradient_matches_the_transposed_formula(algorithm: str,
+                                                       rng: np.random.Generator) -> None:
     """dx is the full correlation of dy with the flipped kernel (stride 1), summed over outputs."""
     conv = Conv2D(3, 4, (3, 2), dtype=np.float64, rng=rng)
+    conv.algorithm = algorithm
     x = rng.standard_normal((2, 3, 6, 5))
     conv.forward(x)
     dy = rng.standard_normal((2, 4, 4, 4))
@@ -299,3 +309,45 @@ def test_what_forward_keeps_survives_a_later_forward_pass(kernel, padding, rng) 
     conv._cache = kept
     conv.backward(dy)
     np.testing.assert_array_equal(conv.weight.grad, expected)
+
+
+# -- the two algorithms --------------------------------------------------------------
+
+@pytest.mark.parametrize("in_channels, out_channels, kernel, padding, hw, fft", [
+    (32, 32, 5, 2, (16, 16), True),    # cuda-convnet 80sec's conv2
+    (32, 64, 5, 2, (8, 8), True),      # its conv3
+    (3, 32, 5, 2, (32, 32), False),    # its conv1: three maps in, transforms dominate
+    (1, 6, 5, 2, (28, 28), False),     # LeNet's conv1
+    (6, 16, 5, 0, (14, 14), False),    # LeNet's conv2
+], ids=["80sec-conv2", "80sec-conv3", "80sec-conv1", "lenet-conv1", "lenet-conv2"])
+def test_auto_takes_the_fourier_transform_only_where_it_costs_less(
+        in_channels, out_channels, kernel, padding, hw, fft) -> None:
+    conv = Conv2D(in_channels, out_channels, kernel, padding=padding)
+    assert conv.uses_fft(hw) is fft
+    assert not Conv2D(in_channels, out_channels, kernel, stride=2, padding=padding).uses_fft(hw)
+    conv.algorithm = "im2col"
+    assert not conv.uses_fft(hw)
+
+
+def test_fft_needs_stride_1_and_a_known_algorithm() -> None:
+    with pytest.raises(ValueError, match=r"expected stride \(1, 1\).*received stride \(2, 2\)"):
+        Conv2D(2, 2, 3, stride=2).algorithm = "fft"
+    with pytest.raises(ValueError, match="algorithm"):
+        Conv2D(2, 2, 3).algorithm = "winograd"
+
+
+def test_fft_and_im2col_agree_in_float32_at_the_size_of_a_real_net(
+        rng: np.random.Generator) -> None:
+    x = rng.standard_normal((4, 32, 16, 16)).astype(np.float32)
+    results = []
+    for algorithm in ("im2col", "fft"):
+        conv = Conv2D(32, 32, 5, padding=2, rng=0)
+        conv.algorithm = algorithm
+        y = conv.forward(x)
+        dy = np.random.default_rng(1).standard_normal(y.shape).astype(np.float32)
+        dx = conv.backward(dy)
+        assert y.dtype == dx.dtype == conv.weight.grad.dtype == np.float32
+        results.append((y, dx, conv.weight.grad, conv.bias.grad))
+    for a, b in zip(*results):
+        # Relative to the largest value: the transform spreads rounding over a whole map.
+        np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * np.abs(b).max())

@@ -84,12 +84,19 @@ def test_scratch_is_reused_and_grows() -> None:
 
 # -- layers: one piece per image against the whole batch at once --------------------------
 
+def _fft(conv: Conv2D) -> Conv2D:
+    conv.algorithm = "fft"
+    return conv
+
+
 LAYERS: dict[str, Callable[[], tuple[object, tuple[int, ...]]]] = {
     "conv-s1-p1": lambda: (Conv2D(3, 4, 3, padding=1, dtype=np.float64, rng=1), (5, 3, 6, 7)),
     "conv-s2-groups": lambda: (Conv2D(4, 6, (3, 2), stride=2, groups=2, dtype=np.float64,
                                       rng=1), (5, 4, 7, 6)),
     "conv-table": lambda: (Conv2D(3, 2, 3, connections=[[1, 0, 1], [0, 1, 1]],
                                   dtype=np.float64, rng=1), (5, 3, 5, 5)),
+    "conv-fft-groups": lambda: (_fft(Conv2D(4, 6, 3, padding=1, groups=2, dtype=np.float64,
+                                            rng=1)), (5, 4, 6, 7)),
     "dense": lambda: (Dense(12, 5, dtype=np.float64, rng=1), (7, 12)),
     "relu": lambda: (ReLU(), (5, 3, 4, 4)),
     "maxpool-ceil": lambda: (MaxPool2D(3, stride=2, ceil_mode=True), (5, 3, 6, 6)),

@@ -18,6 +18,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from minidl import checks, parallel
 from minidl import init as initializers
+from minidl.layers import conv_fft
 from minidl.layers.base import Layer, keeps
 from minidl.parameter import Parameter
 
@@ -35,6 +36,16 @@ class ConvCache(NamedTuple):
     #: them: they are ``kh * kw`` times larger and would not stay in cache.
     padded: np.ndarray
     #: the input's shape ``(N, C, H, W)``.
+    input_shape: tuple[int, int, int, int]
+
+
+class FFTConvCache(NamedTuple):
+    """What Conv2D.backward needs from a forward pass through the Fourier transform."""
+
+    #: the input's spectrum, ``(frequencies, groups, C // groups, N)`` (see conv_fft).
+    input_spectrum: np.ndarray
+    #: the weights' spectrum, ``(frequencies, groups, O // groups, C // groups)``.
+    kernel_spectrum: np.ndarray
     input_shape: tuple[int, int, int, int]
 
 
@@ -128,6 +139,11 @@ def _scatter_wide(wmat: np.ndarray, dy: np.ndarray, dxp: np.ndarray,
             dxp[:, :, start:start + ho * wp] += dcols[:, m, k]
 
 
+#: What transforming one grid point of one map costs, counted in multiply-adds of
+#: the direct sum (see Conv2D.uses_fft).
+FFT_TRANSFORM_COST = 130
+
+
 class Conv2D(Layer):
     """2-D convolution (cross-correlation) over NCHW inputs.
 
@@ -153,6 +169,16 @@ class Conv2D(Layer):
     rng : numpy Generator or int seed, optional
         For the weight initialisation.
 
+    Attributes
+    ----------
+    algorithm : {"auto", "im2col", "fft"}
+        How the sums are computed: gathered im2col columns times the weights, or
+        (stride 1 only) products in the frequency domain (:mod:`minidl.layers.conv_fft`),
+        which need several times fewer multiplications for many maps and larger
+        kernels. ``"auto"`` (default) takes the Fourier transform where it costs
+        less (:meth:`uses_fft`). Both compute the same function, to rounding; a
+        setting of the computation, it is in neither the config nor the state dict.
+
     Shape
     -----
     input ``(N, in_channels, H, W)``, output ``(N, out_channels, H_out, W_out)`` with
@@ -162,6 +188,8 @@ class Conv2D(Layer):
     """
 
     default_name = "conv"
+    #: The values ``algorithm`` accepts.
+    ALGORITHMS = ("auto", "im2col", "fft")
 
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: int | tuple[int, int], stride: int | tuple[int, int] = 1,
@@ -184,6 +212,7 @@ class Conv2D(Layer):
         self.dtype = checks.float_dtype(dtype, owner)
         self.connections = self._check_connections(connections, owner)
         self.weight_init = weight_init
+        self.algorithm = "auto"
 
         kh, kw = self.kernel_size
         shape = (self.out_channels, self.in_channels // self.groups, kh, kw)
@@ -214,6 +243,39 @@ class Conv2D(Layer):
                              f"map, received a connection table where output map(s) "
                              f"{empty.tolist()} read nothing")
         return table
+
+    @property
+    def algorithm(self) -> str:
+        return self._algorithm
+
+    @algorithm.setter
+    def algorithm(self, algorithm: str) -> None:
+        algorithm = checks.one_of(algorithm, self.ALGORITHMS, "algorithm", self.label())
+        if algorithm == "fft" and self.stride != (1, 1):
+            raise ValueError(f"{self.label()}: expected stride (1, 1) for algorithm='fft', "
+                             f"received stride {self.stride}")
+        self._algorithm = algorithm
+
+    def uses_fft(self, hw: tuple[int, int]) -> bool:
+        """Whether an input of spatial size ``hw`` goes through the Fourier transform."""
+        if self._algorithm != "auto":
+            return self._algorithm == "fft"
+        if self.stride != (1, 1):
+            return False
+        # Per image, in multiply-adds of the direct sum: the direct sum against the
+        # frequency products (4 real for each complex one) plus the transforms and the
+        # reordering around them, about FFT_TRANSFORM_COST per grid point of each map
+        # transformed (measured here: fitted on the benchmark's nets, which it sends
+        # the right way: 80sec's conv2 and conv3 to the transform, conv1s and LeNet's
+        # conv2 to im2col).
+        (kh, kw), g = self.kernel_size, self.groups
+        fh, fw = conv_fft.grid_size(hw, self.padding)
+        ho, wo = self._output_hw(*hw)
+        pairs = self.out_channels * (self.in_channels // g)
+        direct = pairs * kh * kw * ho * wo
+        transform = (4 * pairs * fh * (fw // 2 + 1)
+                     + FFT_TRANSFORM_COST * (self.in_channels + self.out_channels) * fh * fw)
+        return direct >= transform
 
     def get_config(self) -> dict[str, Any]:
         config: dict[str, Any] = {
@@ -259,6 +321,8 @@ class Conv2D(Layer):
         ho, wo = self._output_hw(h, w)
         keep = keeps(training, keep_for_backward)
         x_cm = x.transpose(1, 0, 2, 3)                          # (C, N, H, W): a view
+        if self.uses_fft((h, w)):
+            return self._forward_fft(x_cm, keep)
         padded = None
         if self.padding != (0, 0):
             # Kept for backward, the padded input must be our own; otherwise reuse a buffer.
@@ -270,7 +334,47 @@ class Conv2D(Layer):
         self._cache = ConvCache(x_cm if padded is None else padded, x.shape) if keep else None
         return out.transpose(1, 0, 2, 3)                      # logical NCHW, no copy
 
+    def _forward_fft(self, x_cm: np.ndarray, keep: bool) -> np.ndarray:
+        """forward's output through the Fourier transform (see conv_fft); the spectra are
+        what backward needs."""
+        c, n, h, w = x_cm.shape
+        size = conv_fft.grid_size((h, w), self.padding)
+        kernels = conv_fft.kernel_spectrum(self._effective_weight(), self.groups,
+                                           self.padding, size)
+        inputs = conv_fft.spectrum(x_cm, size, self.groups)
+        out = np.empty((self.out_channels, n) + self._output_hw(h, w), x_cm.dtype)
+        conv_fft.from_spectrum(conv_fft.products(kernels.conj(), inputs), size, out.shape[2:],
+                               out)
+        if self.bias is not None:
+            out += self.bias.data[:, None, None, None]
+        self._cache = FFTConvCache(inputs, kernels, (n, c, h, w)) if keep else None
+        return out.transpose(1, 0, 2, 3)
+
+    def _backward_fft(self, dy_cm: np.ndarray, input_grad: bool) -> np.ndarray | None:
+        """backward through the Fourier transform, from what _forward_fft kept."""
+        inputs, kernels, (n, c, h, w) = self._cache
+        size = conv_fft.grid_size((h, w), self.padding)
+        grads = conv_fft.spectrum(dy_cm, size, self.groups)
+        dw_spectrum = conv_fft.products(grads.conj(), inputs.swapaxes(2, 3))
+        dw = conv_fft.taps_from_grid(dw_spectrum, self.kernel_size, self.padding, size,
+                                     dy_cm.dtype)
+        if self.weight.mask is not None:
+            dw = dw * self.weight.mask
+        self.weight.grad += dw
+        if not input_grad:
+            return None
+        dx = np.empty((c, n, h, w), dy_cm.dtype)
+        conv_fft.from_spectrum(conv_fft.products(kernels.swapaxes(2, 3), grads), size, (h, w), dx)
+        return dx.transpose(1, 0, 2, 3)
+
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
+        if isinstance(self._cache, FFTConvCache):
+            n, c, h, w = self._cache.input_shape
+            self._check_dy(dy, (n, self.out_channels) + self._output_hw(h, w))
+            dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))
+            if self.bias is not None:
+                self.bias.grad += dy_cm.reshape(self.out_channels, -1).sum(axis=1)
+            return self._backward_fft(dy_cm, input_grad)
         xp, (n, c, h, w) = self._saved()
         (kh, kw), (sh, sw), (ph, pw), g = self.kernel_size, self.stride, self.padding, self.groups
         ho, wo = self._output_hw(h, w)
