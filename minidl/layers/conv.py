@@ -343,10 +343,9 @@ class Conv2D(Layer):
                                            self.padding, size)
         inputs = conv_fft.spectrum(x_cm, size, self.groups)
         out = np.empty((self.out_channels, n) + self._output_hw(h, w), x_cm.dtype)
-        conv_fft.from_spectrum(conv_fft.products(kernels.conj(), inputs), size, out.shape[2:],
-                               out)
-        if self.bias is not None:
-            out += self.bias.data[:, None, None, None]
+        conv_fft.from_spectrum(conv_fft.products(kernels.conj(), inputs, reuse="fft_out"),
+                               size, out.shape[2:], out,
+                               None if self.bias is None else self.bias.data)
         self._cache = FFTConvCache(inputs, kernels, (n, c, h, w)) if keep else None
         return out.transpose(1, 0, 2, 3)
 
@@ -354,17 +353,18 @@ class Conv2D(Layer):
         """backward through the Fourier transform, from what _forward_fft kept."""
         inputs, kernels, (n, c, h, w) = self._cache
         size = conv_fft.grid_size((h, w), self.padding)
-        grads = conv_fft.spectrum(dy_cm, size, self.groups)
-        dw_spectrum = conv_fft.products(grads.conj(), inputs.swapaxes(2, 3))
-        dw = conv_fft.taps_from_grid(dw_spectrum, self.kernel_size, self.padding, size,
-                                     dy_cm.dtype)
+        grads = conv_fft.spectrum(dy_cm, size, self.groups, reuse="fft_grads")
+        conjugate = np.conjugate(grads, out=parallel.scratch("fft_conj", grads.shape, grads.dtype))
+        dw_spectrum = conv_fft.products(conjugate, inputs.swapaxes(2, 3))
+        dw = conv_fft.taps_from_grid(dw_spectrum, self.kernel_size, self.padding, size)
         if self.weight.mask is not None:
             dw = dw * self.weight.mask
         self.weight.grad += dw
         if not input_grad:
             return None
         dx = np.empty((c, n, h, w), dy_cm.dtype)
-        conv_fft.from_spectrum(conv_fft.products(kernels.swapaxes(2, 3), grads), size, (h, w), dx)
+        conv_fft.from_spectrum(conv_fft.products(kernels.swapaxes(2, 3), grads, reuse="fft_out"),
+                               size, (h, w), dx)
         return dx.transpose(1, 0, 2, 3)
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:

@@ -25,7 +25,6 @@ product reads contiguous memory.
 
 from __future__ import annotations
 
-from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -58,44 +57,73 @@ def kernel_spectrum(weight: np.ndarray, groups: int, padding: tuple[int, int],
     ``weight`` ``(O, C // groups, kh, kw)``; returns ``(Fh * (Fw // 2 + 1), groups,
     O // groups, C // groups)`` complex.
     """
-    o, cg, kh, kw = weight.shape
-    grid = np.zeros((o, cg) + size, weight.dtype)
-    rows, cols = _tap_positions((kh, kw), padding, size)
+    # A reused buffer, cleared: a fresh one costs page faults out of all proportion.
+    grid = parallel.scratch("kernel_grid", weight.shape[:2] + size, weight.dtype)
+    grid.fill(0)
+    rows, cols = _tap_positions(weight.shape[2:], padding, size)
     grid[:, :, rows, cols] = weight
-    spec = scipy.fft.rfft2(grid, workers=parallel.num_threads())
-    return np.ascontiguousarray(spec.transpose(2, 3, 0, 1)).reshape(-1, groups, o // groups, cg)
+    # O maps "of C // groups images": the spectrum's layout is then the one asked for.
+    return spectrum(grid, size, groups)
 
 
-def spectrum(maps: np.ndarray, size: tuple[int, int], groups: int) -> np.ndarray:
+def spectrum(maps: np.ndarray, size: tuple[int, int], groups: int,
+             reuse: str | None = None) -> np.ndarray:
     """Channel-major maps, zero-extended to ``size`` and transformed, frequency-major.
+
+    ``reuse`` names a scratch buffer (see minidl.parallel.scratch) to write into,
+    for a spectrum used before the next one of that name; else a new array.
 
     Shape
     -----
     ``maps`` ``(C, N, H, W)`` with ``H <= Fh``, ``W <= Fw``; returns ``(Fh * (Fw // 2 + 1),
     groups, C // groups, N)`` complex.
     """
-    c, n = maps.shape[:2]
-    spec = scipy.fft.rfft2(maps, s=size, workers=parallel.num_threads())
-    return _frequency_major(spec).reshape(-1, groups, c // groups, n)
+    c, n, h, w = maps.shape
+    flat = np.ascontiguousarray(maps).reshape(c * n, h, w)
+    frequencies = size[0] * (size[1] // 2 + 1)
+    out = _array((frequencies, c * n), np.result_type(maps.dtype, np.complex64), reuse)
+
+    def chunk(start: int, stop: int) -> None:
+        # Transformed and turned frequency-major while this chunk is still in cache.
+        spec = scipy.fft.rfft2(flat[start:stop], s=size)
+        out[:, start:stop] = spec.reshape(stop - start, frequencies).T
+
+    parallel.run(chunk, _map_chunks(c * n, size, out.itemsize))
+    return out.reshape(frequencies, groups, c // groups, n)
 
 
 def from_spectrum(spec: np.ndarray, size: tuple[int, int], out_hw: tuple[int, int],
-                  out: np.ndarray) -> None:
-    """Back to channel-major maps: the inverse transform, cropped to ``out_hw``.
+                  out: np.ndarray, bias: np.ndarray | None = None,
+                  shift: tuple[int, int] = (0, 0)) -> None:
+    """Back to channel-major maps: the inverse transform, rolled by ``shift`` and cropped
+    to ``out_hw``, plus ``bias``.
 
     Shape
     -----
     ``spec`` ``(Fh * (Fw // 2 + 1), groups, maps per group, N)``; ``out`` ``(maps, N,
-    H_out, W_out)``, written.
+    H_out, W_out)``, C-contiguous, written; ``bias`` ``(maps,)`` or None.
     """
-    f, g, per_group, n = spec.shape
-    maps = spec.reshape(size[0], -1, g * per_group, n).transpose(2, 3, 0, 1)
-    grid = scipy.fft.irfft2(maps, s=size, workers=parallel.num_threads())
-    out[...] = grid[:, :, :out_hw[0], :out_hw[1]]
+    frequencies, g, per_group, n = spec.shape
+    flat = spec.reshape(frequencies, g * per_group * n)
+    out_maps = out.reshape(g * per_group * n, *out_hw)
+    map_bias = None if bias is None else np.repeat(bias, n)[:, None, None]
+
+    def chunk(start: int, stop: int) -> None:
+        part = np.ascontiguousarray(flat[:, start:stop].T).reshape(stop - start, size[0], -1)
+        grid = scipy.fft.irfft2(part, s=size, overwrite_x=True)
+        if shift != (0, 0):
+            grid = np.roll(grid, shift, axis=(1, 2))
+        crop = grid[:, :out_hw[0], :out_hw[1]]
+        if map_bias is None:
+            out_maps[start:stop] = crop
+        else:
+            np.add(crop, map_bias[start:stop], out=out_maps[start:stop])
+
+    parallel.run(chunk, _map_chunks(len(out_maps), size, spec.itemsize))
 
 
 def taps_from_grid(spec: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int],
-                   size: tuple[int, int], dtype: Any) -> np.ndarray:
+                   size: tuple[int, int]) -> np.ndarray:
     """A weight gradient from its spectrum: inverse transform, read at the taps.
 
     Shape
@@ -104,20 +132,23 @@ def taps_from_grid(spec: np.ndarray, kernel: tuple[int, int], padding: tuple[int
     ``(O, C // groups, kh, kw)``.
     """
     f, g, og, cg = spec.shape
-    maps = spec.reshape(size[0], -1, g * og, cg).transpose(2, 3, 0, 1)
-    grid = scipy.fft.irfft2(maps, s=size, workers=parallel.num_threads())
-    rows, cols = _tap_positions(kernel, padding, size)
-    return grid[:, :, rows, cols].astype(dtype, copy=False)
+    out = np.empty((g * og, cg) + tuple(kernel), np.result_type(spec.real.dtype))
+    # Tap m sits at (m - padding) mod F: rolling the grid by the padding brings them
+    # to the corner.
+    from_spectrum(spec, size, tuple(kernel), out, shift=padding)
+    return out
 
 
-def products(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def products(left: np.ndarray, right: np.ndarray, reuse: str | None = None) -> np.ndarray:
     """``left @ right`` at every frequency and group, the frequencies in chunks on the workers.
+
+    ``reuse``: as for :func:`spectrum`.
 
     Shape
     -----
     ``left`` ``(F, groups, a, b)``, ``right`` ``(F, groups, b, c)``; returns ``(F, groups, a, c)``.
     """
-    out = np.empty(left.shape[:3] + right.shape[3:], np.result_type(left, right))
+    out = _array(left.shape[:3] + right.shape[3:], np.result_type(left, right), reuse)
     per_frequency = out[0].nbytes + left[0].nbytes + right[0].nbytes
 
     def chunk(start: int, stop: int) -> None:
@@ -127,13 +158,13 @@ def products(left: np.ndarray, right: np.ndarray) -> np.ndarray:
     return out
 
 
-def _frequency_major(spec: np.ndarray) -> np.ndarray:
-    """``(C, N, Fh, Fw')`` -> contiguous ``(Fh * Fw', C, N)``, copied in chunks of rows."""
-    c, n, fh, fw = spec.shape
-    out = np.empty((fh, fw, c, n), spec.dtype)
+def _array(shape: tuple[int, ...], dtype: np.dtype, reuse: str | None) -> np.ndarray:
+    # A new array of megabytes costs a page fault per page on its first writing, as
+    # much as the transform itself; a scratch buffer is paid for once.
+    return np.empty(shape, dtype) if reuse is None else parallel.scratch(reuse, shape, dtype)
 
-    def chunk(start: int, stop: int) -> None:
-        out[start:stop] = spec[:, :, start:stop].transpose(2, 3, 0, 1)
 
-    parallel.run(chunk, parallel.chunks(fh, fw * c * n * spec.itemsize, minimum_bytes=1 << 18))
-    return out.reshape(fh * fw, c, n)
+def _map_chunks(count: int, size: tuple[int, int], complex_bytes: int) -> list[tuple[int, int]]:
+    """Pieces of ``count`` maps whose grids and spectra fit in a core's cache together."""
+    per_map = size[0] * size[1] * complex_bytes  # the spectrum and the real grid, about
+    return parallel.chunks(count, per_map, target_bytes=1 << 19, minimum_bytes=1 << 17)
