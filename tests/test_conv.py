@@ -317,16 +317,20 @@ def test_what_forward_keeps_survives_a_later_forward_pass(kernel, padding, rng) 
     (32, 32, 5, 2, (16, 16), True),    # cuda-convnet 80sec's conv2
     (32, 64, 5, 2, (8, 8), True),      # its conv3
     (3, 32, 5, 2, (32, 32), False),    # its conv1: three maps in, transforms dominate
+    (64, 128, 3, 1, (8, 8), False),    # the two-column net's conv3: 3x3 kernels
     (1, 6, 5, 2, (28, 28), False),     # LeNet's conv1
     (6, 16, 5, 0, (14, 14), False),    # LeNet's conv2
-], ids=["80sec-conv2", "80sec-conv3", "80sec-conv1", "lenet-conv1", "lenet-conv2"])
+], ids=["80sec-conv2", "80sec-conv3", "80sec-conv1", "3x3-on-8x8", "lenet-conv1", "lenet-conv2"])
 def test_auto_takes_the_fourier_transform_only_where_it_costs_less(
         in_channels, out_channels, kernel, padding, hw, fft) -> None:
     conv = Conv2D(in_channels, out_channels, kernel, padding=padding)
-    assert conv.uses_fft(hw) is fft
-    assert not Conv2D(in_channels, out_channels, kernel, stride=2, padding=padding).uses_fft(hw)
+    batch = (128, in_channels) + hw
+    assert conv.uses_fft(batch) is fft
+    # A few images do not pay for transforming the kernels.
+    assert not conv.uses_fft((2, in_channels) + hw)
+    assert not Conv2D(in_channels, out_channels, kernel, stride=2, padding=padding).uses_fft(batch)
     conv.algorithm = "im2col"
-    assert not conv.uses_fft(hw)
+    assert not conv.uses_fft(batch)
 
 
 def test_fft_needs_stride_1_and_a_known_algorithm() -> None:

@@ -256,25 +256,28 @@ class Conv2D(Layer):
                              f"received stride {self.stride}")
         self._algorithm = algorithm
 
-    def uses_fft(self, hw: tuple[int, int]) -> bool:
-        """Whether an input of spatial size ``hw`` goes through the Fourier transform."""
+    def uses_fft(self, input_shape: tuple[int, int, int, int]) -> bool:
+        """Whether an input of shape ``(N, C, H, W)`` goes through the Fourier transform."""
         if self._algorithm != "auto":
             return self._algorithm == "fft"
         if self.stride != (1, 1):
             return False
-        # Per image, in multiply-adds of the direct sum: the direct sum against the
-        # frequency products (4 real for each complex one) plus the transforms and the
-        # reordering around them, about FFT_TRANSFORM_COST per grid point of each map
-        # transformed (measured here: fitted on the benchmark's nets, which it sends
-        # the right way: 80sec's conv2 and conv3 to the transform, conv1s and LeNet's
-        # conv2 to im2col).
+        # In multiply-adds of the direct sum: the direct sum against the frequency
+        # products (4 real for each complex one) plus the transforms and the reordering
+        # around them, about FFT_TRANSFORM_COST per grid point of each map transformed:
+        # input and output maps of every image, and the kernels once per batch (so a
+        # batch of a few images, as the inspection tools pass, stays with im2col).
+        # Fitted on forward and backward passes of the benchmark nets' layers at batch
+        # 128, which it sends the faster way: 80sec's conv2 and conv3 to the transform;
+        # conv1s, LeNet's layers, and 3x3 kernels on 8x8 maps to im2col.
+        n, _, h, w = input_shape
         (kh, kw), g = self.kernel_size, self.groups
-        fh, fw = conv_fft.grid_size(hw, self.padding)
-        ho, wo = self._output_hw(*hw)
+        fh, fw = conv_fft.grid_size((h, w), self.padding)
+        ho, wo = self._output_hw(h, w)
         pairs = self.out_channels * (self.in_channels // g)
-        direct = pairs * kh * kw * ho * wo
-        transform = (4 * pairs * fh * (fw // 2 + 1)
-                     + FFT_TRANSFORM_COST * (self.in_channels + self.out_channels) * fh * fw)
+        direct = n * pairs * kh * kw * ho * wo
+        maps = n * (self.in_channels + self.out_channels) + pairs
+        transform = n * 4 * pairs * fh * (fw // 2 + 1) + FFT_TRANSFORM_COST * maps * fh * fw
         return direct >= transform
 
     def get_config(self) -> dict[str, Any]:
@@ -321,7 +324,7 @@ class Conv2D(Layer):
         ho, wo = self._output_hw(h, w)
         keep = keeps(training, keep_for_backward)
         x_cm = x.transpose(1, 0, 2, 3)                          # (C, N, H, W): a view
-        if self.uses_fft((h, w)):
+        if self.uses_fft(x.shape):
             return self._forward_fft(x_cm, keep)
         padded = None
         if self.padding != (0, 0):
