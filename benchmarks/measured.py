@@ -127,10 +127,9 @@ def report_time(row: Row, options: argparse.Namespace, where: Path) -> dict[str,
 
 def torch_run(row: Row, options: argparse.Namespace, where: Path) -> dict[str, Any]:
     """The source row's run in PyTorch (``train_torch.py``): its epochs' seconds and
-    final accuracy, against the minidl run's."""
+    final accuracy (the table sets them against the source row's as it stands)."""
     if options.torch_python is None:
         raise SystemExit(f"measured: row {row.name} needs --torch-python")
-    source = json.loads((where.parent / row.source / "result.json").read_text())
     command = [options.torch_python, str(ROOT / "benchmarks" / "train_torch.py"),
                *_data_args(options, row)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -143,7 +142,7 @@ def torch_run(row: Row, options: argparse.Namespace, where: Path) -> dict[str, A
     if version is None or not accuracy or total is None:
         raise SystemExit(f"measured: unexpected output of {' '.join(command)}")
     return dict(version=version.group(1), split=accuracy[-1][0], accuracy=float(accuracy[-1][1]),
-                train_seconds=float(total.group(1)), minidl_seconds=source["train_seconds"])
+                train_seconds=float(total.group(1)))
 
 
 # ------------------------------------------------------------------ the rows
@@ -184,8 +183,8 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {rest} s" if minutes else f"{seconds:.1f} s"
 
 
-def describe(row: Row, figures: dict[str, Any]) -> str:
-    """The result cell of a row."""
+def describe(row: Row, figures: dict[str, Any], out: Path) -> str:
+    """The result cell of a row (``out``: where the rows' figures are kept)."""
     if row.measure is timed_run:
         split = "test" if figures["split"] == "test" else "validation"
         return (f"{100 * figures['accuracy']:.2f}% {split} accuracy after {figures['epochs']} "
@@ -195,11 +194,12 @@ def describe(row: Row, figures: dict[str, Any]) -> str:
     if row.measure is report_time:
         return f"{_duration(figures['seconds'])} (a fresh process: reading, inspecting, drawing)"
     if row.measure is torch_run:
-        ratio = figures["minidl_seconds"] / figures["train_seconds"]
+        # Against the minidl run as it stands, which may have been measured again since.
+        minidl = json.loads((out / row.source / "result.json").read_text())["train_seconds"]
+        ratio = minidl / figures["train_seconds"]
         return (f"PyTorch {figures['version']}: {100 * figures['accuracy']:.2f}% validation "
                 f"accuracy; {_duration(figures['train_seconds'])} of training and evaluation "
-                f"against minidl's {_duration(figures['minidl_seconds'])} (minidl/PyTorch "
-                f"{ratio:.2f}x)")
+                f"against minidl's {_duration(minidl)} (minidl/PyTorch {ratio:.2f}x)")
     colour = "; ".join(f"mean colour specificity of {c['layer']}'s kernels: "
                        + ", ".join(f"column {k + 1} {m:.3f}" for k, m in enumerate(c["means"]))
                        for c in figures["colour"])
@@ -213,7 +213,7 @@ def table(out: Path) -> str:
     for row in ROWS:
         result = out / row.name / "result.json"
         if result.is_file():
-            cell = describe(row, json.loads(result.read_text()))
+            cell = describe(row, json.loads(result.read_text()), out)
             lines.append(f"| {row.what} | `{row.command}` | {row.data} | {cell} |")
     return "\n".join(lines)
 
