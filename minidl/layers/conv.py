@@ -7,6 +7,10 @@ Output map ``o`` at ``(i, j)`` is
 a *sum* over every input map it is connected to. ``groups`` connects maps in
 blocks (as in AlexNet's two-GPU split); ``connections`` is an arbitrary boolean
 table (as in LeNet-5's C3).
+
+Two algorithms compute it: im2col (here: gathered columns times the weights, in
+cache-sized pieces of the batch) and, for stride 1 where it costs less, products
+in the frequency domain (:mod:`minidl.layers.conv_fft`); see Conv2D.algorithm.
 """
 
 from __future__ import annotations
