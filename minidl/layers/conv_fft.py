@@ -3,8 +3,8 @@
 A cross-correlation is a product in the frequency domain, so the sum over input
 maps becomes, at each frequency, a small complex matrix product
 ``(O, C) @ (C, N)``. For a 5x5 kernel on a 16x16 map with 32 maps in and out,
-that is about a seventh of the multiplications of the direct sum, and the
-transforms themselves cost less than gathering im2col columns.
+that is about a seventh of the multiplications of the direct sum; with many maps
+and larger kernels that pays for the transforms (Conv2D.uses_fft decides).
 
 Padding without a padded copy: the input is transformed at the padded size
 ``(H + 2 ph, W + 2 pw)`` with its zeros *after* it (what ``rfft2(x, s=...)``
@@ -24,7 +24,6 @@ product reads contiguous memory.
 """
 
 from __future__ import annotations
-
 
 import numpy as np
 import scipy.fft
@@ -131,8 +130,8 @@ def taps_from_grid(spec: np.ndarray, kernel: tuple[int, int], padding: tuple[int
     ``spec`` ``(Fh * (Fw // 2 + 1), groups, O // groups, C // groups)``; returns
     ``(O, C // groups, kh, kw)``.
     """
-    f, g, og, cg = spec.shape
-    out = np.empty((g * og, cg) + tuple(kernel), np.result_type(spec.real.dtype))
+    _, g, og, cg = spec.shape
+    out = np.empty((g * og, cg) + tuple(kernel), spec.real.dtype)
     # Tap m sits at (m - padding) mod F: rolling the grid by the padding brings them
     # to the corner.
     from_spectrum(spec, size, tuple(kernel), out, shift=padding)
