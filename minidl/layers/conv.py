@@ -375,25 +375,22 @@ class Conv2D(Layer):
         return dx.transpose(1, 0, 2, 3)
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
-        if isinstance(self._cache, FFTConvCache):
-            n, c, h, w = self._cache.input_shape
-            self._check_dy(dy, (n, self.out_channels) + self._output_hw(h, w))
-            dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))
-            if self.bias is not None:
-                self.bias.grad += dy_cm.reshape(self.out_channels, -1).sum(axis=1)
-            return self._backward_fft(dy_cm, input_grad)
-        xp, (n, c, h, w) = self._saved()
-        (kh, kw), (sh, sw), (ph, pw), g = self.kernel_size, self.stride, self.padding, self.groups
+        cache = self._saved()
+        n, c, h, w = cache.input_shape
         ho, wo = self._output_hw(h, w)
         self._check_dy(dy, (n, self.out_channels, ho, wo))
-        og = self.out_channels // g
-        hp, wp = xp.shape[2:]
-
         # Free when dy is channel-major in memory (as a convolution's output is).
         dy_cm = np.ascontiguousarray(dy.transpose(1, 0, 2, 3))   # (O, N, H_out, W_out)
-        dys = dy_cm.reshape(g, og, n, ho * wo)
         if self.bias is not None:
             self.bias.grad += dy_cm.reshape(self.out_channels, -1).sum(axis=1)
+        if isinstance(cache, FFTConvCache):
+            return self._backward_fft(dy_cm, input_grad)
+
+        xp = cache.padded
+        (kh, kw), (sh, sw), (ph, pw), g = self.kernel_size, self.stride, self.padding, self.groups
+        og = self.out_channels // g
+        hp, wp = xp.shape[2:]
+        dys = dy_cm.reshape(g, og, n, ho * wo)
         wmat = self._effective_weight().reshape(g, og, -1)
         pieces = parallel.chunks(n, c * kh * kw * ho * wo * dy.itemsize)
         # dW transposed, (columns) @ (dy)^T: the long side of the product is then its
