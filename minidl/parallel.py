@@ -26,9 +26,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import itertools
+import math
+import os
+import queue
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -68,7 +70,6 @@ _BLAS = _OpenBLAS()  # numpy, imported above, has loaded the BLAS it looks for
 _BLAS_THREADS = _BLAS.get() if _BLAS.get is not None else 1
 _lock = threading.Lock()
 _workers = max(1, _BLAS_THREADS) if _BLAS.set is not None else 1
-_pool: ThreadPoolExecutor | None = None
 
 
 def num_threads() -> int:
@@ -78,14 +79,12 @@ def num_threads() -> int:
 
 def set_num_threads(count: int) -> None:
     """Use ``count`` worker threads (at most BLAS's own count; 1 turns threading off)."""
-    global _workers, _pool
+    global _workers
     from minidl import checks
     count = checks.integer(count, "count", "minidl.parallel.set_num_threads", minimum=1)
     with _lock:
         _workers = min(count, max(1, _BLAS_THREADS)) if _BLAS.set is not None else 1
-        if _pool is not None:
-            _pool.shutdown(wait=True)
-            _pool = None
+        _helpers.stop()
 
 
 @contextlib.contextmanager
@@ -102,19 +101,51 @@ def blas_threads(count: int) -> Iterator[None]:
         _BLAS.set(before)
 
 
-def _get_pool() -> ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:  # the calling thread is the other worker
-            _pool = ThreadPoolExecutor(_workers - 1, thread_name_prefix="minidl")
-        return _pool
+class _Helpers:
+    """The helper threads: the calling thread is the other worker.
+
+    Each waits on one queue for a function to run. Lighter than a
+    ThreadPoolExecutor, whose futures cost a small piece's time again per call.
+    """
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.threads: list[threading.Thread] = []
+
+    def submit(self, job: Callable[[], None]) -> None:
+        if not self.threads:
+            with _lock:
+                while len(self.threads) < _workers - 1:
+                    thread = threading.Thread(target=self._serve, daemon=True,
+                                              name=f"minidl-{len(self.threads) + 1}")
+                    thread.start()
+                    self.threads.append(thread)
+        self.jobs.put(job)
+
+    def _serve(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+    def stop(self) -> None:
+        """End the threads (after the jobs already queued); new ones start when needed."""
+        for _ in self.threads:
+            self.jobs.put(None)
+        for thread in self.threads:
+            thread.join()
+        self.threads = []
+
+
+_helpers = _Helpers()
+# A forked child has none of its parent's threads: it starts its own when it needs them.
+os.register_at_fork(after_in_child=lambda: setattr(_helpers, "threads", []))
 
 
 def run(task: Callable[..., Any], arguments: Sequence[Any]) -> list[Any]:
     """``[task(*a) for a in arguments]``, the calls spread over the workers.
 
     Results come back in the order of ``arguments``; an exception in any call is
-    raised here. Tasks must write disjoint outputs (they run concurrently).
+    raised here (the first in argument order). Tasks must write disjoint outputs
+    (they run concurrently).
     """
     arguments = list(arguments)
     # BLAS on one thread even inline: minidl's pieces are small, and waking BLAS's
@@ -123,29 +154,48 @@ def run(task: Callable[..., Any], arguments: Sequence[Any]) -> list[Any]:
     with blas_threads(1):
         if _workers == 1 or len(arguments) < 2:
             return [task(*a) for a in arguments]
+        return _Run(task, arguments).results
+
+
+class _Run:
+    """One call of :func:`run`: the calling thread and the helpers take the next call
+    from one counter (``next`` on it is atomic under the GIL) until none is left.
+
+    No thread waits for another to be woken before work starts, and the caller waits
+    only for calls a helper has actually taken: a helper that wakes after the caller
+    has taken every call finds nothing to do, and nobody waits for it. Waking a
+    thread costs tens of microseconds here, as much as a small layer's whole piece.
+    """
+
+    def __init__(self, task: Callable[..., Any], arguments: list[Any]) -> None:
+        self.task, self.arguments = task, arguments
+        self.results: list[Any] = [None] * len(arguments)
+        self.errors: dict[int, BaseException] = {}
+        self.taken = itertools.count()
+        self.finished = itertools.count(1)
+        self.all_finished = threading.Event()
         # NumPy's floating-point error settings are per thread: carry the caller's over,
-        # so np.errstate around a model's forward pass holds in its chunks too.
-        settings = np.geterr()
-        results: list[Any] = [None] * len(arguments)
-        # The calling thread and the helpers take the next call from one counter
-        # (next() on it is atomic under the GIL) until none is left: no thread waits
-        # for another to be woken before work starts, and a slow one takes fewer calls.
-        counter = itertools.count()
+        # so np.errstate around a model's forward pass holds in its calls too.
+        self.settings = np.geterr()
+        for _ in range(min(_workers, len(arguments)) - 1):
+            _helpers.submit(self.drain)
+        self.drain()
+        self.all_finished.wait()
+        if self.errors:
+            raise self.errors[min(self.errors)]
 
-        def drain() -> None:
-            with np.errstate(**settings):
-                while (i := next(counter)) < len(arguments):
-                    results[i] = task(*arguments[i])
-
-        helpers = [_get_pool().submit(drain) for _ in range(min(_workers, len(arguments)) - 1)]
-        try:
-            drain()
-        finally:  # wait for the helpers even when a call here failed: they share the outputs
-            for helper in helpers:
-                helper.exception()
-        for helper in helpers:
-            helper.result()  # raises what a call in that helper raised
-        return results
+    def drain(self) -> None:
+        count = len(self.arguments)
+        with np.errstate(**self.settings):
+            while (i := next(self.taken)) < count:
+                try:
+                    if not self.errors:  # after a failure the rest are only counted
+                        self.results[i] = self.task(*self.arguments[i])
+                except BaseException as error:  # re-raised by the caller
+                    self.errors[i] = error
+                finally:
+                    if next(self.finished) == count:
+                        self.all_finished.set()
 
 
 def chunks(n: int, per_item_bytes: int, target_bytes: int = 2 << 20,
@@ -173,7 +223,7 @@ def scratch(name: str, shape: tuple[int, ...], dtype: Any) -> Any:
     Allocating a few megabytes per chunk would cost page faults on every call.
     """
     buffers = _local.__dict__.setdefault("buffers", {})
-    size = int(np.prod(shape))
+    size = math.prod(shape)  # not np.prod: this runs per piece, with the GIL held
     key = (name, np.dtype(dtype))
     buffer = buffers.get(key)
     if buffer is None or buffer.size < size:

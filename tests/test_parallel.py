@@ -68,6 +68,42 @@ def test_run_shares_the_calls_between_the_calling_thread_and_a_helper() -> None:
     assert threading.get_ident() in ran_on and len(set(ran_on)) == 2
 
 
+def test_run_does_not_wait_for_a_helper_that_took_no_call() -> None:
+    """With the helper busy elsewhere, the caller runs every call itself and returns:
+    it waits only for calls a helper has taken."""
+    if parallel.num_threads() < 2:
+        pytest.skip("one worker here: one BLAS thread, or a BLAS minidl cannot control")
+    release = threading.Event()
+    parallel._helpers.submit(lambda: release.wait(30))   # keeps the one helper busy
+    done = []
+    runner = threading.Thread(target=lambda: done.append(parallel.run(lambda i: i * i,
+                                                                       [(i,) for i in range(6)])))
+    try:
+        runner.start()
+        runner.join(10)  # a liveness bound, not a timing: the old run waited for the helper
+        assert done == [[i * i for i in range(6)]]
+    finally:
+        release.set()
+        runner.join()
+
+
+def test_run_raises_the_first_failure_in_argument_order_after_every_taken_call_ended() -> None:
+    finished = []
+
+    def work(i: int) -> int:
+        if i in (2, 5):
+            raise ValueError(f"call {i}")
+        time.sleep(0.01)
+        finished.append(i)
+        return i
+
+    with pytest.raises(ValueError, match="call 2"):
+        parallel.run(work, [(i,) for i in range(8)])
+    ended = list(finished)
+    time.sleep(0.05)
+    assert finished == ended  # nothing was still running when run returned
+
+
 def test_set_num_threads_refuses_a_bad_count() -> None:
     with pytest.raises(ValueError, match="count"):
         parallel.set_num_threads(0)
