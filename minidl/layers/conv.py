@@ -412,7 +412,9 @@ class Conv2D(Layer):
             cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
             dyk = dys[:, :, start:stop].reshape(g, og, -1)
             for group in range(g):
-                np.matmul(cols[group], dyk[group].T, out=partial_dw[index, group])
+                # np.dot, not np.matmul: matmul keeps the GIL when its result is small (under
+                # 500 numbers, as LeNet's first layer's 25 x 6), so the other worker waited.
+                np.dot(cols[group], dyk[group].T, out=partial_dw[index, group])
             if dxp is None:
                 return
             if stride1:
