@@ -102,6 +102,23 @@ def test_relu_gradient_at_exactly_zero_is_zero() -> None:
     np.testing.assert_array_equal(relu.backward(np.ones((1, 3))), [[0.0, 0.0, 1.0]])
 
 
+def test_relu_follows_its_input_through_shapes_dtypes_and_layouts(rng) -> None:
+    """ReLU keeps one sample of zeros between calls: a new shape, dtype or memory
+    layout must still give max(x, 0) exactly, NaN kept and -inf sent to 0."""
+    relu = ReLU()
+    cases = [rng.standard_normal((4, 3, 5, 5)).astype(np.float32),
+             rng.standard_normal((2, 3, 5, 5)).astype(np.float32),          # smaller batch
+             rng.standard_normal((3, 4, 5, 5)).transpose(1, 0, 2, 3),       # channel-major, float64
+             rng.standard_normal((4, 7)).astype(np.float32),
+             np.array([[np.nan, -np.inf, np.inf, -0.0, 2.0]], dtype=np.float32),
+             np.array(-3.0), np.zeros((0, 5), np.float32)]
+    for x in cases:
+        y = relu.forward(x)
+        assert y.dtype == x.dtype and y.shape == x.shape
+        np.testing.assert_array_equal(y, np.where(np.isnan(x), x, np.where(x > 0, x, 0)))
+        np.testing.assert_array_equal(relu.backward(np.ones_like(x)), (x > 0).astype(x.dtype))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("make", [Sigmoid, Tanh], ids=["sigmoid", "tanh"])
 def test_saturating_activations_are_stable_at_1000(make, dtype) -> None:

@@ -63,6 +63,7 @@ class ReLU(Layer):
     def __init__(self) -> None:
         super().__init__()
         self.backward_rule = "gradient"
+        self._zeros: np.ndarray | None = None  # one sample of zeros, see forward
 
     @property
     def backward_rule(self) -> str:
@@ -80,10 +81,16 @@ class ReLU(Layer):
         y = np.empty_like(x)
         positive = np.empty_like(x, dtype=bool) if keep else None
         zero = x.dtype.type(0)
+        # Against an array of zeros (one sample, broadcast over the batch) NumPy's
+        # maximum runs its vectorised loop; against the scalar 0 it took twice as long.
+        sample = (1,) + x.shape[1:] if x.ndim else ()
+        zeros = self._zeros
+        if zeros is None or zeros.shape != sample or zeros.dtype != x.dtype:
+            zeros = self._zeros = np.zeros(sample, x.dtype)
 
         def chunk(part: Any) -> None:
             # maximum, not x * mask: -inf * False would be NaN.
-            np.maximum(x[part], zero, out=y[part])
+            np.maximum(x[part], zeros, out=y[part])
             if positive is not None:
                 np.greater(x[part], zero, out=positive[part])
 
@@ -118,7 +125,7 @@ def _batch_chunks(x: np.ndarray) -> list[tuple[Any]]:
     if x.ndim == 0:
         return [(...,)]
     return [(slice(start, stop),)
-            for start, stop in parallel.chunks(len(x), x[:1].nbytes, minimum_bytes=1 << 19)]
+            for start, stop in parallel.chunks(len(x), x[:1].nbytes, minimum_bytes=1 << 22)]
 
 
 class LeakyReLU(Layer):
