@@ -111,36 +111,44 @@ def _correlate(x_cm: np.ndarray, wmat: np.ndarray, kernel: tuple[int, int],
     parallel.run(chunk, parallel.chunks(n, c * kh * kw * ho * wo * x_cm.itemsize))
 
 
-def _scatter_wide(wmat: np.ndarray, dy: np.ndarray, dxp: np.ndarray,
-                  kernel: tuple[int, int], wp: int) -> None:
-    """Add a stride-1 convolution's input gradient into ``dxp``, in "wide" rows.
+def _input_grad_wide(wmat: np.ndarray, dy: np.ndarray, dxp: np.ndarray,
+                     kernel: tuple[int, int], wp: int) -> None:
+    """Write a stride-1 convolution's input gradient for a chunk of the batch into ``dxp``.
 
-    The columns' gradient ``W^T @ dy`` is computed with each output row stretched to
-    the padded width ``wp`` (zeros in the extra columns). For a kernel offset
-    ``(m, k)`` every image's gradient then lands on one *contiguous* stretch of its
-    flattened padded input, starting at ``m * wp + k``: one long add per offset and
-    image block instead of one short add per output row. The extra columns add
-    zeros into the padding and into ``kw - 1`` spare elements at the end.
+    Each image's ``dy`` rows are stretched to the padded width ``wp`` and followed by
+    zeros, so that in the flattened padded input, kernel tap ``(m, k)`` carries output
+    position ``q`` to ``q + m * wp + k`` for all images at once. The columns' gradient
+    ``W^T @ dy`` is then a matrix whose row for tap ``(m, k)``, read ``m * wp + k``
+    places earlier, lines up with the input: a strided view sums the ``kh * kw`` taps
+    in one NumPy call, where a slice-add per tap cost ``kh * kw`` calls (and as many
+    hand-overs of the GIL between the workers).
 
     Shape
     -----
     ``wmat`` ``(groups, O // groups, C // groups * kh * kw)``; ``dy`` ``(groups,
-    O // groups, n, H_out, W_out)``; ``dxp`` ``(C, n, Hp * Wp + kw - 1)``, added into.
+    O // groups, n, H_out, W_out)``; ``dxp`` ``(C, n, Hp * Wp + kw - 1)``, written: the
+    padded input's gradient, each image flattened (its last ``kw - 1`` numbers spare).
     """
     (kh, kw), (g, og, n, ho, wo) = kernel, dy.shape
-    c = dxp.shape[0]
-    dyw = parallel.scratch("dy_wide", (g, og, n, ho, wp), dy.dtype)
-    dyw[..., :wo] = dy
-    dyw[..., wo:] = 0
-    dyw = dyw.reshape(g, og, n * ho * wp)
-    dcols = parallel.scratch("dcols", (g, wmat.shape[2], n * ho * wp), dy.dtype)
+    c, _, length = dxp.shape
+    lead = (kh - 1) * wp + kw - 1  # the farthest a tap reaches back: zeros before image 0
+    wide = parallel.scratch("dy_wide", (g, og, lead + n * length), dy.dtype)
+    wide[..., :lead] = 0
+    images = wide[..., lead:].reshape(g, og, n, length)
+    images[..., ho * wp:] = 0
+    rows = images[..., :ho * wp].reshape(g, og, n, ho, wp)
+    rows[..., :wo] = dy
+    rows[..., wo:] = 0
+    grads = parallel.scratch("dcols", (g, wmat.shape[2], lead + n * length), dy.dtype)
     for group in range(g):
-        np.matmul(wmat[group].T, dyw[group], out=dcols[group])
-    dcols = dcols.reshape(c, kh, kw, n, ho * wp)
-    for m in range(kh):
-        for k in range(kw):
-            start = m * wp + k
-            dxp[:, :, start:start + ho * wp] += dcols[:, m, k]
+        np.matmul(wmat[group].T, wide[group], out=grads[group])
+    # taps[c, image, p, m, k] = grads[(c, m, k), lead + image * length + p - (m * wp + k)]
+    grads = grads.reshape(c * kh * kw, -1)[:, lead:]
+    row, item = grads.strides
+    taps = as_strided(grads, (c, n, length, kh, kw),
+                      (kh * kw * row, length * item, item, kw * row - wp * item, row - item),
+                      writeable=False)
+    np.add.reduce(taps, axis=(3, 4), out=dxp)
 
 
 #: What transforming one grid point of one map costs, counted in multiply-adds of
@@ -403,10 +411,11 @@ class Conv2D(Layer):
         correlate = (input_grad and stride1 and self.out_channels <= self.in_channels
                      and (ph, pw) <= (kh - 1, kw - 1))
         dxp = None
-        if input_grad and not correlate:
-            # With stride 1 the columns' gradient is scattered in "wide" rows (see
-            # _scatter_wide): one flat buffer per image, room for the last rows' overhang.
-            dxp = np.zeros((c, n, hp * wp + kw - 1) if stride1 else xp.shape, dy.dtype)
+        if stride1 and input_grad and not correlate:
+            # Written whole by _input_grad_wide: one flat padded image each, kw - 1 spare.
+            dxp = np.empty((c, n, hp * wp + kw - 1), dy.dtype)
+        elif input_grad and not correlate:
+            dxp = np.zeros(xp.shape, dy.dtype)  # the columns' gradient is added into it
 
         def chunk(index: int, start: int, stop: int) -> None:
             cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
@@ -418,8 +427,8 @@ class Conv2D(Layer):
             if dxp is None:
                 return
             if stride1:
-                _scatter_wide(wmat, dyk.reshape(g, og, stop - start, ho, wo),
-                              dxp[:, start:stop], self.kernel_size, wp)
+                _input_grad_wide(wmat, dyk.reshape(g, og, stop - start, ho, wo),
+                                 dxp[:, start:stop], self.kernel_size, wp)
                 return
             dcols = parallel.scratch("dcols", cols.shape, dy.dtype)
             for group in range(g):
