@@ -27,6 +27,8 @@ POOL_CASES = [
     ("3x2-stride2x1-nonsquare", (3, 2), (2, 1), 0, (7, 6)),
     ("2x3-padding1-nonsquare", (2, 3), (2, 2), (1, 1), (5, 7)),
     ("1x1-identity", 1, None, 0, (3, 4)),
+    ("2x2-padding1-nonoverlapping", 2, None, 1, (5, 6)),
+    ("2x2-stride3-gaps-between-windows", 2, 3, 0, (8, 7)),
     ("window-covers-input", (4, 3), None, 0, (4, 3)),
 ]
 POOL_IDS = [case[0] for case in POOL_CASES]
@@ -217,6 +219,41 @@ def test_maxpool_window_of_minus_infinity_sends_its_gradient_to_its_first_pixel(
     picked = np.zeros(hw)
     picked[tuple(np.array(expected).T)] = 1
     np.testing.assert_array_equal(dx[0, 0], picked)
+
+
+@pytest.mark.parametrize("channel_major", [False, True], ids=["nchw", "channel-major"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_maxpool_gradient_is_exactly_dy_or_zero_even_when_infinite(channel_major, dtype) -> None:
+    # Disjoint windows copy dy's bits (no product by a 0/1 mask): inf and NaN reach the
+    # maximum's pixel alone, the other pixels are exactly 0.
+    x = np.arange(2 * 3 * 4 * 4, dtype=dtype).reshape(2, 3, 4, 4)
+    if channel_major:
+        x = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+    pool = MaxPool2D(2)
+    y = pool.forward(x)
+    dy = np.ones_like(y)
+    dy[0, 0, 0, 0], dy[1, 2, 1, 1], dy[0, 1, 1, 0] = np.inf, -np.inf, np.nan
+    dx = pool.backward(dy)
+    assert dx.dtype == dtype
+    picked = np.zeros_like(x, dtype=bool)
+    picked[:, :, 1::2, 1::2] = True           # the bottom-right pixel is each window's largest
+    assert np.all(dx[~picked] == 0) and not np.any(np.signbit(dx[~picked]))
+    np.testing.assert_array_equal(dx[:, :, 1::2, 1::2], dy)
+
+
+def test_maxpool_ceil_mode_window_past_the_edge_sends_its_gradient_inside(rng) -> None:
+    x = well_spaced(rng, (2, 2, 5, 5))
+    pool = MaxPool2D(2, ceil_mode=True)          # 3x3 windows, the last ones one pixel wide
+    y = pool.forward(x)
+    dy = integer_gradient(rng, y.shape)
+    dx = pool.backward(dy)
+    expected = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(*y.shape):
+        window = x[n, c, 2 * i:2 * i + 2, 2 * j:2 * j + 2]
+        r, s = np.unravel_index(window.argmax(), window.shape)
+        assert y[n, c, i, j] == window.max()
+        expected[n, c, 2 * i + r, 2 * j + s] += dy[n, c, i, j]
+    np.testing.assert_array_equal(dx, expected)
 
 
 def test_maxpool_backward_twice_accumulates_nothing_but_is_repeatable(rng) -> None:
