@@ -15,7 +15,16 @@ import numpy as np
 import pytest
 
 from minidl.gradcheck import check_layer
-from minidl.layers import AvgPool2D, MaxPool2D
+from minidl.layers import AvgPool2D, MaxPool2D, pooling
+
+
+@pytest.fixture(autouse=True, params=["rows", "batch-innermost"])
+def max_pooling_layout(request, monkeypatch) -> str:
+    """Every test here runs on both of max pooling's forward layouts: along the rows of
+    the input as it lies, and on copies with the batch innermost (narrow outputs)."""
+    width = 0 if request.param == "rows" else 1 << 30
+    monkeypatch.setattr(pooling, "BATCH_INNERMOST_WIDTH", width)
+    return request.param
 
 # (id, kernel_size, stride, padding, input (H, W))
 POOL_CASES = [
