@@ -76,6 +76,21 @@ def _im2col(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int],
     return cols.reshape(groups, c // groups * kh * kw, n * ho * wo)
 
 
+def _product(a: np.ndarray, b: np.ndarray, out: np.ndarray) -> None:
+    """``out = a @ b`` (2-D), letting the other worker run meanwhile.
+
+    np.matmul keeps the GIL for a result of at most 500 numbers (NumPy releases it
+    above that size), as LeNet's first weight gradient, 25 x 6: the other worker then
+    waits the whole product. np.dot always releases it, but copies an operand that is
+    not contiguous as a whole, as a piece of dy is; that copy costs more than the wait
+    once the result is larger.
+    """
+    if out.size <= 500:
+        np.dot(a, b, out=out)
+    else:
+        np.matmul(a, b, out=out)
+
+
 def _correlate(x_cm: np.ndarray, wmat: np.ndarray, kernel: tuple[int, int],
                stride: tuple[int, int], padding: tuple[int, int], padded: np.ndarray | None,
                out: np.ndarray, bias: np.ndarray | None = None) -> None:
@@ -421,9 +436,7 @@ class Conv2D(Layer):
             cols = _im2col(xp[:, start:stop], self.kernel_size, self.stride, (ho, wo), g)
             dyk = dys[:, :, start:stop].reshape(g, og, -1)
             for group in range(g):
-                # np.dot, not np.matmul: matmul keeps the GIL when its result is small (under
-                # 500 numbers, as LeNet's first layer's 25 x 6), so the other worker waited.
-                np.dot(cols[group], dyk[group].T, out=partial_dw[index, group])
+                _product(cols[group], dyk[group].T, partial_dw[index, group])
             if dxp is None:
                 return
             if stride1:
