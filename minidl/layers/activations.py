@@ -82,7 +82,8 @@ class ReLU(Layer):
         positive = np.empty_like(x, dtype=bool) if keep else None
         zero = x.dtype.type(0)
         # Against an array of zeros (one sample, broadcast over the batch) NumPy's
-        # maximum runs its vectorised loop; against the scalar 0 it took twice as long.
+        # maximum runs its vectorised loop; against the scalar 0 it took nearly twice
+        # as long.
         sample = (1,) + x.shape[1:] if x.ndim else ()
         zeros = self._zeros
         if zeros is None or zeros.shape != sample or zeros.dtype != x.dtype:
