@@ -128,43 +128,47 @@ def _correlate(x_cm: np.ndarray, wmat: np.ndarray, kernel: tuple[int, int],
 
 
 def _input_grad_wide(wmat: np.ndarray, dy: np.ndarray, dxp: np.ndarray,
-                     kernel: tuple[int, int], wp: int) -> None:
+                     kernel: tuple[int, int]) -> None:
     """Write a stride-1 convolution's input gradient for a chunk of the batch into ``dxp``.
 
-    Each image's ``dy`` rows are stretched to the padded width ``wp`` and followed by
-    zeros, so that in the flattened padded input, kernel tap ``(m, k)`` carries output
-    position ``q`` to ``q + m * wp + k`` for all images at once. The columns' gradient
-    ``W^T @ dy`` is then a matrix whose row for tap ``(m, k)``, read ``m * wp + k``
-    places earlier, lines up with the input: a strided view sums the ``kh * kw`` taps
-    in one NumPy call, where a slice-add per tap cost ``kh * kw`` calls (and as many
-    hand-overs of the GIL between the workers).
+    Each ``dy`` row is stretched to the padded width ``Wp`` with zeros, so that tap
+    ``(m, k)`` carries output position ``j`` of a row to ``j + k`` of the same row. The
+    columns' gradient ``W^T @ dy`` over these wide rows then lines up with the input's
+    columns after a shift of ``k``: a strided view sums the ``kw`` taps of each kernel
+    row in one NumPy call, and ``kh`` slice-adds place the kernel rows. (Widening the
+    rows alone costs ``Wp / W_out`` times the product; also padding every image to
+    ``Hp`` rows, to sum all taps in one call, cost ``Hp / H_out`` times more again.)
 
     Shape
     -----
     ``wmat`` ``(groups, O // groups, C // groups * kh * kw)``; ``dy`` ``(groups,
-    O // groups, n, H_out, W_out)``; ``dxp`` ``(C, n, Hp * Wp + kw - 1)``, written: the
-    padded input's gradient, each image flattened (its last ``kw - 1`` numbers spare).
+    O // groups, n, H_out, W_out)``; ``dxp`` ``(C, n, Hp, Wp)``, written: the padded
+    input's gradient.
     """
     (kh, kw), (g, og, n, ho, wo) = kernel, dy.shape
-    c, _, length = dxp.shape
-    lead = (kh - 1) * wp + kw - 1  # the farthest a tap reaches back: zeros before image 0
-    wide = parallel.scratch("dy_wide", (g, og, lead + n * length), dy.dtype)
-    wide[..., :lead] = 0
-    images = wide[..., lead:].reshape(g, og, n, length)
-    images[..., ho * wp:] = 0
-    rows = images[..., :ho * wp].reshape(g, og, n, ho, wp)
+    c, _, _, wp = dxp.shape
+    rows = parallel.scratch("dy_rows", (g, og, n, ho, wp), dy.dtype)
     rows[..., :wo] = dy
     rows[..., wo:] = 0
-    grads = parallel.scratch("dcols", (g, wmat.shape[2], lead + n * length), dy.dtype)
+    # Row (c, m, k) of ``grads`` is read k places back: the kw - 1 zeros before the first
+    # image stand for the row's left edge (later rows find their zeros at the right end
+    # of the row before, where dy was widened).
+    lead = kw - 1
+    grads = parallel.scratch("dcols", (g, wmat.shape[2], lead + n * ho * wp), dy.dtype)
+    grads[..., :lead] = 0
     for group in range(g):
-        np.matmul(wmat[group].T, wide[group], out=grads[group])
-    # taps[c, image, p, m, k] = grads[(c, m, k), lead + image * length + p - (m * wp + k)]
-    grads = grads.reshape(c * kh * kw, -1)[:, lead:]
+        np.matmul(wmat[group].T, rows[group].reshape(og, -1), out=grads[group, :, lead:])
+    # taps[c, m, q, k] = grads[(c, m, k), lead + q - k], q indexing (image, row, column)
+    grads = grads.reshape(c * kh * kw, -1)
     row, item = grads.strides
-    taps = as_strided(grads, (c, n, length, kh, kw),
-                      (kh * kw * row, length * item, item, kw * row - wp * item, row - item),
-                      writeable=False)
-    np.add.reduce(taps, axis=(3, 4), out=dxp)
+    taps = as_strided(grads[:, lead:], (c, kh, n * ho * wp, kw),
+                      (kh * kw * row, kw * row, item, row - item), writeable=False)
+    kernel_rows = parallel.scratch("kernel_rows", (c, kh, n, ho, wp), dy.dtype)
+    np.add.reduce(taps, axis=3, out=kernel_rows.reshape(c, kh, -1))
+    dxp[:, :, :ho] = kernel_rows[:, 0]
+    dxp[:, :, ho:] = 0
+    for m in range(1, kh):
+        dxp[:, :, m:m + ho] += kernel_rows[:, m]
 
 
 #: What transforming one grid point of one map costs, counted in multiply-adds of
@@ -413,7 +417,6 @@ class Conv2D(Layer):
         xp = cache.padded
         (kh, kw), (sh, sw), (ph, pw), g = self.kernel_size, self.stride, self.padding, self.groups
         og = self.out_channels // g
-        hp, wp = xp.shape[2:]
         dys = dy_cm.reshape(g, og, n, ho * wo)
         wmat = self._effective_weight().reshape(g, og, -1)
         pieces = parallel.chunks(n, c * kh * kw * ho * wo * dy.itemsize)
@@ -428,8 +431,7 @@ class Conv2D(Layer):
                      and (ph, pw) <= (kh - 1, kw - 1))
         dxp = None
         if stride1 and input_grad and not correlate:
-            # Written whole by _input_grad_wide: one flat padded image each, kw - 1 spare.
-            dxp = np.empty((c, n, hp * wp + kw - 1), dy.dtype)
+            dxp = np.empty(xp.shape, dy.dtype)  # written whole by _input_grad_wide
         elif input_grad and not correlate:
             dxp = np.zeros(xp.shape, dy.dtype)  # the columns' gradient is added into it
 
@@ -442,7 +444,7 @@ class Conv2D(Layer):
                 return
             if stride1:
                 _input_grad_wide(wmat, dyk.reshape(g, og, stop - start, ho, wo),
-                                 dxp[:, start:stop], self.kernel_size, wp)
+                                 dxp[:, start:stop], self.kernel_size)
                 return
             dcols = parallel.scratch("dcols", cols.shape, dy.dtype)
             for group in range(g):
@@ -466,8 +468,6 @@ class Conv2D(Layer):
             return self._input_grad_by_correlation(dy_cm, (h, w))
         if dxp is None:
             return None
-        if stride1:
-            dxp = dxp[:, :, :hp * wp].reshape(c, n, hp, wp)
         return dxp[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3)
 
     def _input_grad_by_correlation(self, dy_cm: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
