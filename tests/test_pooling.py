@@ -18,12 +18,16 @@ from minidl.gradcheck import check_layer
 from minidl.layers import AvgPool2D, MaxPool2D, pooling
 
 
-@pytest.fixture(autouse=True, params=["rows", "batch-innermost"])
-def max_pooling_layout(request, monkeypatch) -> str:
-    """Every test here runs on both of max pooling's forward layouts: along the rows of
-    the input as it lies, and on copies with the batch innermost (narrow outputs)."""
-    width = 0 if request.param == "rows" else 1 << 30
-    monkeypatch.setattr(pooling, "BATCH_INNERMOST_WIDTH", width)
+@pytest.fixture(autouse=True, params=["offsets", "separable", "batch-innermost"])
+def max_pooling_forward(request, monkeypatch) -> str:
+    """Every test here runs through each of max pooling's forward passes, whatever the
+    window: one kernel offset at a time along the rows of the input as it lies, windows
+    taken one axis at a time (separably), and offsets on copies with the batch
+    innermost (narrow outputs)."""
+    monkeypatch.setattr(pooling, "BATCH_INNERMOST_WIDTH",
+                        1 << 30 if request.param == "batch-innermost" else 0)
+    monkeypatch.setattr(pooling, "SEPARABLE_KERNEL",
+                        1 if request.param == "separable" else 1 << 30)
     return request.param
 
 # (id, kernel_size, stride, padding, input (H, W))
