@@ -164,59 +164,73 @@ class MaxPool2D(_Pool2D):
     def forward(self, x: np.ndarray, training: bool = True,
                 keep_for_backward: bool | None = None) -> np.ndarray:
         ho, wo = self._geometry(x)
-        offsets = self._offsets(x.shape[2:], (ho, wo))
-        out = zeros_nchw(x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
+        channel_major = is_channel_major(x)
+        out = _empty_nchw(x.shape[:2] + (ho, wo), x.dtype, channel_major)
         keep = keeps(training, keep_for_backward)
-        # Offsets in row-major order and a strict comparison: the first maximum wins.
-        whole = offsets[0].out == (slice(0, ho), slice(0, wo))
         index = None
         if keep:
-            index = np.zeros_like(out, dtype=_index_dtype(math.prod(self.kernel_size)))
-        # Narrow outputs: every operation below would run along rows of a few numbers.
-        # In copies with the batch innermost in memory the same operations run along the
+            index = _empty_nchw(out.shape, _index_dtype(math.prod(self.kernel_size)),
+                                channel_major)
+        # Narrow outputs: every operation would run along rows of a few numbers. In
+        # copies with the batch innermost in memory the same operations run along the
         # batch (see BATCH_INNERMOST_WIDTH).
-        narrow = wo <= BATCH_INNERMOST_WIDTH
-        if not narrow and min(self.kernel_size) >= SEPARABLE_KERNEL:
+        if wo <= BATCH_INNERMOST_WIDTH:
+            self._forward_offsets(x, out, index, batch_innermost=True)
+        elif min(self.kernel_size) >= SEPARABLE_KERNEL:
             self._forward_separable(x, out, index)
-            self._cache = MaxPoolCache(index, x.shape) if keep else None
-            return out
-        source, best_all, index_all = x, out, index
-        if narrow:
-            source = _batch_innermost(x.shape, x.dtype)
-            best_all = _batch_innermost(out.shape, x.dtype)
-            if index is not None:
-                index_all = _batch_innermost(out.shape, index.dtype)
-                index_all[...] = 0
-        if index_all is not None and not whole:
-            # a window of -inf (or NaN) keeps its first pixel, never padding
-            index_all[...] = self._first_offsets((ho, wo))
+        else:
+            self._forward_offsets(x, out, index, batch_innermost=False)
+        self._cache = MaxPoolCache(index, x.shape) if keep else None
+        return out
+
+    def _forward_offsets(self, x: np.ndarray, out: np.ndarray, index: np.ndarray | None,
+                         batch_innermost: bool) -> None:
+        """``out`` (and ``index``, if given) over one strided view per kernel offset, on
+        the input as it lies or, with ``batch_innermost``, on a copy of each piece of
+        the batch with the batch innermost in memory (written back at the end)."""
+        n, c, h, w = x.shape
+        ho, wo = out.shape[2:]
+        offsets = self._offsets((h, w), (ho, wo))
+        # Offsets in row-major order and a strict comparison: the first maximum wins.
+        whole = offsets[0].out == (slice(0, ho), slice(0, wo))
+        # a window of -inf (or NaN) keeps its first pixel, never padding
+        first = 0 if whole else self._first_offsets((ho, wo))
 
         def chunk(start: int, stop: int) -> None:
-            if narrow:
-                source[start:stop] = x[start:stop]
-            o = best_all[start:stop]
+            source, o, where_all = x[start:stop], out[start:stop], None
+            if index is not None:
+                where_all = index[start:stop]
+            if batch_innermost:
+                # Per-thread work arrays, reused: fresh megabytes would cost page faults.
+                size = stop - start
+                source = _scratch_batch_innermost("pool_source", (size, c, h, w), x.dtype)
+                source[...] = x[start:stop]
+                o = _scratch_batch_innermost("pool_best", (size, c, ho, wo), x.dtype)
+                if index is not None:
+                    where_all = _scratch_batch_innermost("pool_index", (size, c, ho, wo),
+                                                         index.dtype)
+            if where_all is not None:
+                where_all[...] = first
             if whole:  # the first offset reaches every window: start from it
-                o[...] = source[start:stop, :, offsets[0].inp[0], offsets[0].inp[1]]
+                o[...] = source[:, :, offsets[0].inp[0], offsets[0].inp[1]]
             else:
                 o[...] = -np.inf
             for offset in offsets[1:] if whole else offsets:
-                view = source[start:stop, :, offset.inp[0], offset.inp[1]]
+                view = source[:, :, offset.inp[0], offset.inp[1]]
                 best = o[:, :, offset.out[0], offset.out[1]]
-                if index_all is not None:
+                if where_all is not None:
                     # A window's index is the last offset that beat the maximum so far;
                     # offsets come in increasing order, so that is the largest such k.
-                    where = index_all[start:stop, :, offset.out[0], offset.out[1]]
+                    where = where_all[:, :, offset.out[0], offset.out[1]]
                     np.maximum(where, np.multiply(view > best, offset.k, dtype=where.dtype),
                                out=where)
                 np.maximum(best, view, out=best)
-            if narrow:
+            if batch_innermost:
                 out[start:stop] = o
                 if index is not None:
-                    index[start:stop] = index_all[start:stop]
+                    index[start:stop] = where_all
 
         parallel.run(chunk, self._chunks(x))
-        self._cache = MaxPoolCache(index, x.shape) if keep else None
-        return out
 
     def backward(self, dy: np.ndarray, *, input_grad: bool = True) -> np.ndarray | None:
         index, (n, c, h, w) = self._saved()
@@ -267,15 +281,16 @@ class MaxPool2D(_Pool2D):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         ho, wo = out.shape[2:]
         channel_major = is_channel_major(x)
-        row_best = _empty_nchw((n, c, h, wo), x.dtype, channel_major)
-        row_first = None if index is None else _empty_nchw((n, c, h, wo), _index_dtype(kw),
-                                                              channel_major)
         along_rows = _window_steps(kw, sw, pw, w, wo)
         down_columns = _window_steps(kh, sh, ph, h, ho)
 
         def chunk(start: int, stop: int) -> None:
-            best = row_best[start:stop]
-            first = None if row_first is None else row_first[start:stop]
+            # The rows' maxima live only within the piece: per-thread work arrays.
+            shape = (stop - start, c, h, wo)
+            best = _scratch_nchw("pool_rows", shape, x.dtype, channel_major)
+            first = None
+            if index is not None:
+                first = _scratch_nchw("pool_row_index", shape, _index_dtype(kw), channel_major)
             _running_max(x[start:stop], best, first, along_rows, axis=3)
             _running_max(best, out[start:stop], None if index is None else index[start:stop],
                          down_columns, axis=2, carried=first, scale=kw)
@@ -399,11 +414,21 @@ def _empty_nchw(shape: tuple[int, int, int, int], dtype: Any,
 BATCH_INNERMOST_WIDTH = 8
 
 
-def _batch_innermost(shape: tuple[int, int, int, int], dtype: Any) -> np.ndarray:
-    """An uninitialised array of logical shape ``(N, C, H, W)`` lying in memory as
-    ``(C, H, W, N)``."""
+def _scratch_batch_innermost(name: str, shape: tuple[int, int, int, int],
+                             dtype: Any) -> np.ndarray:
+    """A per-thread work array (see parallel.scratch) of logical shape ``(N, C, H, W)``
+    lying in memory as ``(C, H, W, N)``."""
     n, c, h, w = shape
-    return np.empty((c, h, w, n), dtype).transpose(3, 0, 1, 2)
+    return parallel.scratch(name, (c, h, w, n), dtype).transpose(3, 0, 1, 2)
+
+
+def _scratch_nchw(name: str, shape: tuple[int, int, int, int], dtype: Any,
+                  channel_major: bool) -> np.ndarray:
+    """A per-thread work array of logical shape ``(N, C, H, W)``, channel-major if asked."""
+    if not channel_major:
+        return parallel.scratch(name, shape, dtype)
+    n, c, h, w = shape
+    return parallel.scratch(name, (c, n, h, w), dtype).transpose(1, 0, 2, 3)
 
 
 def _maps(a: np.ndarray, channel_major: bool) -> np.ndarray:
