@@ -13,7 +13,9 @@ OPENBLAS_NUM_THREADS and MKL_NUM_THREADS, alternating the frameworks (minidl
 first in odd rounds, PyTorch first in even ones) so that drift in the machine's
 speed falls on both. Each process warms up, then times ``--blocks`` blocks; the
 figures are the median over every block of every round, with the spread
-(minimum and maximum). Training blocks are ``--steps`` steps of forward, softmax
+(minimum and maximum), and their ratio; beside it, the ratio within each round
+(the two frameworks' medians, measured one right after the other), whose spread
+shows how far the machine's drift moves the verdict. Training blocks are ``--steps`` steps of forward, softmax
 cross-entropy, backward and an SGD step (Nesterov momentum 0.9, weight decay
 5e-4) on real batches (MNIST for LeNet; CIFAR-10 for the CIFAR nets, from
 ``--data-dir`` or ``$MINIDL_DATA``); inference blocks are one pass over 10,000
@@ -75,7 +77,7 @@ def main() -> None:
                         default=DEFAULT_WORKLOADS)
     parser.add_argument("--torch-python", default=None,
                         help="an interpreter with PyTorch (default: this one, if it has torch)")
-    parser.add_argument("--rounds", type=int, default=3, help="fresh processes per framework")
+    parser.add_argument("--rounds", type=int, default=5, help="fresh processes per framework")
     parser.add_argument("--blocks", type=int, default=9, help="timed blocks per process")
     parser.add_argument("--steps", type=int, default=20, help="training steps per block")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
@@ -94,21 +96,27 @@ def main() -> None:
     rows = []
     for workload in args.workloads:
         blocks: dict[str, list[float]] = {name: [] for name, _ in frameworks}
+        rounds: dict[str, list[float]] = {name: [] for name, _ in frameworks}
         layers: dict[str, list[dict]] = {}
         for r in range(args.rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]
             for name, python in order:
                 result = run_worker(python, name, workload, args)
                 blocks[name] += result["block_ms"]
+                rounds[name].append(statistics.median(result["block_ms"]))
                 layers.setdefault(name, result["layers"])
         unit = "ms per step" if "train" in workload else "ms per 10,000 images"
         print(f"\n{workload} ({unit}, median [min-max] over {len(blocks['minidl'])} blocks)")
         for name, _ in frameworks:
             print(f"  {name:<7} {summary(blocks[name])}")
-        ratio = None
+        ratio, paired = None, []
         if torch_python:
             ratio = statistics.median(blocks["minidl"]) / statistics.median(blocks["torch"])
-            print(f"  ratio minidl/PyTorch {ratio:.2f}x")
+            # Each round times both frameworks one after the other: the ratio within a
+            # round holds even when the machine's speed drifts between rounds.
+            paired = [a / b for a, b in zip(rounds["minidl"], rounds["torch"])]
+            print(f"  ratio minidl/PyTorch {ratio:.2f}x (round by round: "
+                  f"{', '.join(f'{p:.2f}' for p in paired)})")
         if not args.no_layers and layers.get("minidl"):
             print("  per layer, forward / backward ms (one process):")
             theirs = {l["name"]: l for l in layers.get("torch", [])}
@@ -119,16 +127,18 @@ def main() -> None:
                 if other:
                     text += f"   PyTorch {other['forward_ms']:7.2f} / {other['backward_ms']:7.2f}"
                 print(text)
-        rows.append((workload, unit, blocks, ratio))
+        rows.append((workload, unit, blocks, ratio, paired))
 
     if args.markdown:
-        print("\n| workload | minidl | PyTorch | ratio |\n| --- | --- | --- | --- |")
-        for workload, unit, blocks, ratio in rows:
+        print("\n| workload | minidl | PyTorch | ratio | ratio round by round |\n"
+              "| --- | --- | --- | --- | --- |")
+        for workload, unit, blocks, ratio, paired in rows:
             med = {k: statistics.median(v) for k, v in blocks.items()}
             spread = {k: f"{min(v):.1f}-{max(v):.1f}" for k, v in blocks.items()}
             theirs = f"{med['torch']:.1f} ({spread['torch']})" if "torch" in med else "-"
+            by_round = f"{min(paired):.2f}-{max(paired):.2f}" if paired else "-"
             print(f"| {workload} ({unit}) | {med['minidl']:.1f} ({spread['minidl']}) | {theirs} | "
-                  f"{f'{ratio:.2f}x' if ratio else '-'} |")
+                  f"{f'{ratio:.2f}x' if ratio else '-'} | {by_round} |")
 
 
 if __name__ == "__main__":
