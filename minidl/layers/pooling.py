@@ -7,9 +7,12 @@ The forward passes (and average pooling's backward) run over one strided view
 per kernel offset: for offset ``(m, n)`` the output positions whose window has
 an input pixel there, and those pixels. Padding and, in ceil mode, the part of
 a last window past the input have no pixel, so they are skipped rather than
-materialised in a padded copy. Max pooling's backward sends each window's
-gradient to the one pixel its index names, all windows in one pass. The work
-is split into chunks that run on :mod:`minidl.parallel`'s workers.
+materialised in a padded copy. Max pooling with windows of 3x3 and more takes
+them one axis at a time instead (along the rows, then down the columns), and
+on narrow outputs works on copies with the batch innermost. Max pooling's
+backward sends each window's gradient to the one pixel its index names, all
+windows in one pass. The work is split into chunks that run on
+:mod:`minidl.parallel`'s workers.
 """
 
 from __future__ import annotations
