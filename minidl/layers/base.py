@@ -48,7 +48,7 @@ order but speed.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -69,12 +69,15 @@ def is_channel_major(x: np.ndarray) -> bool:
     return x.ndim == 4 and x.transpose(1, 0, 2, 3).flags.c_contiguous
 
 
-def zeros_nchw(shape: tuple[int, int, int, int], dtype: Any, channel_major: bool) -> np.ndarray:
-    """A zero array of logical shape ``(N, C, H, W)``, channel-major in memory if asked."""
+def new_nchw(allocate: Callable[[tuple[int, ...], Any], np.ndarray],
+             shape: tuple[int, int, int, int], dtype: Any, channel_major: bool) -> np.ndarray:
+    """An array of logical shape ``(N, C, H, W)`` from ``allocate(shape, dtype)``
+    (``np.zeros``, ``np.empty``, a per-thread work array), lying in memory as
+    ``(C, N, H, W)`` if ``channel_major``."""
     if not channel_major:
-        return np.zeros(shape, dtype)
+        return allocate(shape, dtype)
     n, c, h, w = shape
-    return np.zeros((c, n, h, w), dtype).transpose(1, 0, 2, 3)
+    return allocate((c, n, h, w), dtype).transpose(1, 0, 2, 3)
 
 
 def _join(*parts: str) -> str:

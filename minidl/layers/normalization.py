@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minidl import checks
-from minidl.layers.base import Layer, is_channel_major, keeps, zeros_nchw
+from minidl.layers.base import Layer, is_channel_major, keeps, new_nchw
 from minidl.parameter import Parameter
 
 
@@ -51,7 +51,7 @@ def window_sum(v: np.ndarray, before: int, after: int) -> np.ndarray:
     # Channel c' sits at position c' + before of a zero-padded axis cut into blocks of
     # `size`; the window of channel c is then positions c .. c + size - 1.
     length = -(-(c + size - 1) // size) * size
-    suffix = zeros_nchw((n, length, h, w), v.dtype, is_channel_major(v))
+    suffix = new_nchw(np.zeros, (n, length, h, w), v.dtype, is_channel_major(v))
     suffix[:, before:before + c] = v
     prefix = suffix.copy(order="K")
     for j in range(length - 2, -1, -1):         # suffix[j] = sum(v[j : end of j's block])

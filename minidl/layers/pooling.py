@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from minidl import checks, parallel
-from minidl.layers.base import Layer, is_channel_major, keeps, zeros_nchw
+from minidl.layers.base import Layer, is_channel_major, keeps, new_nchw
 
 
 class MaxPoolCache(NamedTuple):
@@ -168,12 +168,12 @@ class MaxPool2D(_Pool2D):
                 keep_for_backward: bool | None = None) -> np.ndarray:
         ho, wo = self._geometry(x)
         channel_major = is_channel_major(x)
-        out = _empty_nchw(x.shape[:2] + (ho, wo), x.dtype, channel_major)
+        out = new_nchw(np.empty, x.shape[:2] + (ho, wo), x.dtype, channel_major)
         keep = keeps(training, keep_for_backward)
         index = None
         if keep:
-            index = _empty_nchw(out.shape, _index_dtype(math.prod(self.kernel_size)),
-                                channel_major)
+            index = new_nchw(np.empty, out.shape, _index_dtype(math.prod(self.kernel_size)),
+                             channel_major)
         # Narrow outputs: every operation would run along rows of a few numbers. In
         # copies with the batch innermost in memory the same operations run along the
         # batch (see BATCH_INNERMOST_WIDTH).
@@ -290,10 +290,12 @@ class MaxPool2D(_Pool2D):
         def chunk(start: int, stop: int) -> None:
             # The rows' maxima live only within the piece: per-thread work arrays.
             shape = (stop - start, c, h, wo)
-            best = _scratch_nchw("pool_rows", shape, x.dtype, channel_major)
+            best = new_nchw(functools.partial(parallel.scratch, "pool_rows"), shape, x.dtype,
+                            channel_major)
             first = None
             if index is not None:
-                first = _scratch_nchw("pool_row_index", shape, _index_dtype(kw), channel_major)
+                first = new_nchw(functools.partial(parallel.scratch, "pool_row_index"), shape,
+                                 _index_dtype(kw), channel_major)
             _running_max(x[start:stop], best, first, along_rows, axis=3)
             _running_max(best, out[start:stop], None if index is None else index[start:stop],
                          down_columns, axis=2, carried=first, scale=kw)
@@ -401,15 +403,6 @@ def _index_dtype(offsets: int) -> type:
     return np.int8 if offsets < 128 else np.int32
 
 
-def _empty_nchw(shape: tuple[int, int, int, int], dtype: Any,
-                channel_major: bool) -> np.ndarray:
-    """An uninitialised array of logical shape ``(N, C, H, W)``, channel-major if asked."""
-    if not channel_major:
-        return np.empty(shape, dtype)
-    n, c, h, w = shape
-    return np.empty((c, n, h, w), dtype).transpose(1, 0, 2, 3)
-
-
 #: Max pooling's forward pass works on copies with the batch innermost in memory when
 #: the output is at most this wide. Measured on one core at batch 128 (benchmarks' nets):
 #: 3x3 windows, stride 2, to 3 and 7 columns took 5.4 and 9.1 ms, and 0.65 and 2.3 ms
@@ -423,15 +416,6 @@ def _scratch_batch_innermost(name: str, shape: tuple[int, int, int, int],
     lying in memory as ``(C, H, W, N)``."""
     n, c, h, w = shape
     return parallel.scratch(name, (c, h, w, n), dtype).transpose(3, 0, 1, 2)
-
-
-def _scratch_nchw(name: str, shape: tuple[int, int, int, int], dtype: Any,
-                  channel_major: bool) -> np.ndarray:
-    """A per-thread work array of logical shape ``(N, C, H, W)``, channel-major if asked."""
-    if not channel_major:
-        return parallel.scratch(name, shape, dtype)
-    n, c, h, w = shape
-    return parallel.scratch(name, (c, n, h, w), dtype).transpose(1, 0, 2, 3)
 
 
 def _maps(a: np.ndarray, channel_major: bool) -> np.ndarray:
@@ -475,7 +459,7 @@ class AvgPool2D(_Pool2D):
                 keep_for_backward: bool | None = None) -> np.ndarray:
         ho, wo = self._geometry(x)
         offsets = self._offsets(x.shape[2:], (ho, wo))
-        out = zeros_nchw(x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
+        out = new_nchw(np.zeros, x.shape[:2] + (ho, wo), x.dtype, is_channel_major(x))
         divisor = self._divisor(x.shape[2], x.shape[3], (ho, wo), x.dtype)
 
         def chunk(start: int, stop: int) -> None:
@@ -496,7 +480,7 @@ class AvgPool2D(_Pool2D):
         if not input_grad:
             return None
         share = dy * self._divisor(h, w, (ho, wo), dy.dtype)
-        dx = zeros_nchw((n, c, h, w), dy.dtype, is_channel_major(dy))
+        dx = new_nchw(np.zeros, (n, c, h, w), dy.dtype, is_channel_major(dy))
         offsets = self._offsets((h, w), (ho, wo))
         overlap = self._overlapping()
 
