@@ -42,6 +42,8 @@ class Sequential(Layer):
     input: what the first layer takes; output: what the last layer returns.
     """
 
+    per_example = True
+
     default_name = "sequential"
 
     def __init__(self, *layers: Layer | tuple[str, Layer]) -> None:
@@ -161,6 +163,8 @@ class Graph(Layer):
     -----
     input: what the nodes reading ``input`` take; output: the output node's.
     """
+
+    per_example = True
 
     default_name = "graph"
 

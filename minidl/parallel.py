@@ -35,7 +35,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-__all__ = ["num_threads", "set_num_threads", "run", "chunks", "scratch", "blas_threads"]
+__all__ = ["num_threads", "set_num_threads", "run", "inline", "chunks", "scratch", "blas_threads"]
 
 
 class _OpenBLAS:
@@ -152,7 +152,7 @@ def run(task: Callable[..., Any], arguments: Sequence[Any]) -> list[Any]:
     # threads for a small product costs more than the product (tens of times more on
     # a busy machine).
     with blas_threads(1):
-        if _workers == 1 or len(arguments) < 2:
+        if _workers == 1 or len(arguments) < 2 or getattr(_local, "inline", False):
             return [task(*a) for a in arguments]
         return _Run(task, arguments).results
 
@@ -196,6 +196,21 @@ class _Run:
                 finally:
                     if next(self.finished) == count:
                         self.all_finished.set()
+
+
+@contextlib.contextmanager
+def inline() -> Iterator[None]:
+    """Inside the block, this thread's :func:`run` calls run one after another on it.
+
+    For a data-parallel shard (:mod:`minidl.data_parallel`): the other cores are
+    busy with the other shards. The numbers are the same either way.
+    """
+    before = getattr(_local, "inline", False)
+    _local.inline = True
+    try:
+        yield
+    finally:
+        _local.inline = before
 
 
 def chunks(n: int, per_item_bytes: int, target_bytes: int = 2 << 20,

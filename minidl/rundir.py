@@ -196,6 +196,9 @@ class TrainerSettings:
     batch_size: int
     seed: int
     train_size: int
+    #: Pieces each batch was cut into (minidl.data_parallel); checkpoints written
+    #: before shards existed were trained on whole batches.
+    shards: int = 1
 
 
 @dataclass
@@ -282,7 +285,10 @@ class TrainingState:
 
 
 #: The smallest value of each counter in the training state (the rest are >= 0).
-_AT_LEAST_ONE = {"trainer": ("epochs", "batch_size", "train_size")}
+_AT_LEAST_ONE = {"trainer": ("epochs", "batch_size", "train_size", "shards")}
+
+#: Fields that checkpoints of earlier versions lack; they take the dataclass's default.
+_ADDED_LATER = {"trainer": ("shards",)}
 
 
 def _require_dict(meta: dict[str, Any], key: str, kind: type, source: str) -> dict[str, Any]:
@@ -294,6 +300,9 @@ def _require_dict(meta: dict[str, Any], key: str, kind: type, source: str) -> di
                           f"received {type(value).__name__}")
     out = {}
     for item in dataclasses.fields(kind):
+        if item.name not in value and item.name in _ADDED_LATER.get(key, ()):
+            out[item.name] = item.default  # the file was written before the field existed
+            continue
         if item.name not in value:
             raise RunDirError(f"{source}: expected key '{key}.{item.name}', received keys "
                               f"{sorted(value)}")

@@ -11,8 +11,9 @@ What happens, in order, for each epoch ``e`` and step ``s``:
 * the training images are shuffled by ``default_rng([seed, 1, e])``;
 * a batch is drawn, prepared by the input spec (uint8 images are scaled,
   normalised and padded only now, so a dataset stays uint8 in memory),
-  augmented with ``default_rng([seed, 2, e, s])``, run forward and backward,
-  and the optimizer and the schedule take one step;
+  augmented with ``default_rng([seed, 2, e, s])``, run forward and backward
+  (cut into ``shards`` pieces, run in as many processes as there are cores: see
+  :mod:`minidl.data_parallel`), and the optimizer and the schedule take one step;
 * a non-finite loss stops the run (:class:`TrainingStopped`) without saving:
   the last checkpoint, of the last completed epoch, stays as it was;
 * a first Ctrl-C is honoured between two steps: a checkpoint of exactly that
@@ -47,6 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minidl import checks, io, rundir
+from minidl.data_parallel import ShardedStep, default_shards
 from minidl.layers.base import Layer
 from minidl.losses import SoftmaxCrossEntropy, softmax
 from minidl.optim import Optimizer
@@ -187,6 +189,12 @@ class Trainer:
     progress : bool
         tqdm bars and one line per epoch.
     eval_batch_size : int
+    shards : int, optional
+        Pieces each training batch is cut into, run forward and backward in
+        processes of their own when there are cores for them, their gradients
+        summed (:mod:`minidl.data_parallel`). Default: 2 when every layer allows it
+        (no batch normalisation, no dropout), else 1. The numbers depend on
+        ``shards``, never on the number of cores; a resumed run keeps its own.
     """
 
     def __init__(self, model: Layer, optimizer: Optimizer, *, epochs: int, batch_size: int = 64,
@@ -195,7 +203,7 @@ class Trainer:
                  augment: Callable[[np.ndarray, np.random.Generator], np.ndarray] | None = None,
                  run_dir: str | Path | None = None, settings: dict[str, Any] | None = None,
                  callbacks: Sequence[Callback] = (), progress: bool = True,
-                 eval_batch_size: int = 1000) -> None:
+                 eval_batch_size: int = 1000, shards: int | None = None) -> None:
         owner = "Trainer"
         if not isinstance(model, Layer):
             raise ValueError(f"{owner}: expected a minidl Layer as the model, "
@@ -227,6 +235,9 @@ class Trainer:
         self.dtype = params[0].dtype if params else np.dtype(np.float32)
         self.history: list[dict[str, Any]] = []
         self.stop_training = False
+        self._step = ShardedStep(model, self.loss,
+                                 default_shards(model) if shards is None else shards)
+        self.shards = self._step.shards
 
     # -- data -----------------------------------------------------------------
     def _check_split(self, data: Any, name: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -268,7 +279,7 @@ class Trainer:
                 if isinstance(getattr(layer, "rng", None), np.random.Generator)}
 
     def _trainer_settings(self, train_size: int) -> TrainerSettings:
-        return TrainerSettings(self.epochs, self.batch_size, self.seed, train_size)
+        return TrainerSettings(self.epochs, self.batch_size, self.seed, train_size, self.shards)
 
     def _state(self, progress: Progress, train_size: int) -> TrainingState:
         return TrainingState(
@@ -367,7 +378,7 @@ class Trainer:
         self.stop_training = False
         for callback in self.callbacks:
             callback.on_train_begin(self)
-        with _InterruptFlag() as interrupt:
+        with _InterruptFlag() as interrupt, self._step:  # the step's processes end with fit
             while progress.epoch < self.epochs and not self.stop_training:
                 self._train_epoch(x_train, y_train, progress, steps, interrupt)
                 row = self._end_epoch(progress, val, test, n)
@@ -397,13 +408,9 @@ class Trainer:
                 if self.augment is not None:
                     xb = self.augment(xb, np.random.default_rng([self.seed, 2, epoch, step]))
                 self.optimizer.zero_grad()
-                with np.errstate(over="ignore", invalid="ignore"):
-                    # A diverging run overflows; the finite-loss check reports it.
-                    logits = self.model.forward(xb, training=True)
-                    value = self.loss.forward(logits, yb)
+                value, logits = self._step(xb, yb)
                 if not math.isfinite(value):
                     self._stopped(value, epoch, step)
-                self.model.backward(self.loss.backward(), input_grad=False)
                 self.optimizer.step()
                 if self.schedule is not None:
                     self.schedule.step()

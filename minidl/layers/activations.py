@@ -56,6 +56,8 @@ class ReLU(Layer):
     any shape; output has the input's shape.
     """
 
+    per_example = True
+
     default_name = "relu"
     #: The values ``backward_rule`` accepts.
     BACKWARD_RULES = ("gradient", "guided", "deconvnet")
@@ -137,6 +139,8 @@ class LeakyReLU(Layer):
     any shape; output has the input's shape.
     """
 
+    per_example = True
+
     default_name = "leaky_relu"
 
     def __init__(self, negative_slope: float = 0.01) -> None:
@@ -169,6 +173,8 @@ class Tanh(Layer):
     any shape; output has the input's shape.
     """
 
+    per_example = True
+
     default_name = "tanh"
 
     def forward(self, x: np.ndarray, training: bool = True,
@@ -191,6 +197,8 @@ class Sigmoid(Layer):
     -----
     any shape; output has the input's shape.
     """
+
+    per_example = True
 
     default_name = "sigmoid"
 

@@ -95,6 +95,11 @@ class Layer:
     #: Prefix for automatic names in containers ("conv" -> conv1, conv2, ...).
     default_name = "layer"
 
+    #: True when, in training, each example's output and gradients depend only on that
+    #: example and the parameters (no batch statistics, no random draws), so a batch may
+    #: be cut into shards (see :mod:`minidl.data_parallel`). False unless a layer says so.
+    per_example = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         LAYER_REGISTRY[cls.__name__] = cls

@@ -219,6 +219,8 @@ class Conv2D(Layer):
     ``bias``: ``(out_channels,)``.
     """
 
+    per_example = True
+
     default_name = "conv"
     #: The values ``algorithm`` accepts.
     ALGORITHMS = ("auto", "im2col", "fft")

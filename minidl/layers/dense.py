@@ -40,6 +40,8 @@ class Dense(Layer):
     ``weight``: ``(out_features, in_features)``, ``bias``: ``(out_features,)``.
     """
 
+    per_example = True
+
     default_name = "fc"
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
@@ -118,6 +120,8 @@ class Flatten(Layer):
     input ``(N, d1, d2, ...)``, output ``(N, d1 * d2 * ...)``. The order is C's
     (row-major), as in PyTorch, so dense weights carry over.
     """
+
+    per_example = True
 
     default_name = "flatten"
 

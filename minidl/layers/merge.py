@@ -26,6 +26,8 @@ class ConcatCache(NamedTuple):
 class _Merge(Layer):
     """Base of the joins; its name starts with ``_`` so no description can name it."""
 
+    per_example = True
+
     #: Graph nodes with several inputs need a layer that takes a list.
     takes_list = True
 

@@ -145,6 +145,8 @@ class LocalResponseNorm(Layer):
     denominator and its power).
     """
 
+    per_example = True
+
     default_name = "lrn"
 
     def __init__(self, size: int, alpha: float = 1e-4, beta: float = 0.75,

@@ -86,6 +86,7 @@ SPLIT_BYTES = 1 << 21
 
 class _Pool2D(Layer):
     default_name = "pool"
+    per_example = True
 
     def __init__(self, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] | None = None,
