@@ -15,9 +15,11 @@ speed falls on both. Each process warms up, then times ``--blocks`` blocks; the
 figures are the median over every block of every round, with the spread
 (minimum and maximum), and their ratio; beside it, the ratio within each round
 (the two frameworks' medians, measured one right after the other), whose spread
-shows how far the machine's drift moves the verdict. Training blocks are ``--steps`` steps of forward, softmax
-cross-entropy, backward and an SGD step (Nesterov momentum 0.9, weight decay
-5e-4) on real batches (MNIST for LeNet; CIFAR-10 for the CIFAR nets, from
+shows how far the machine's drift moves the verdict. Training blocks are
+``--steps`` steps of forward, softmax cross-entropy, backward and an SGD step
+(Nesterov momentum 0.9, weight decay 5e-4), minidl's as its Trainer runs them (the
+batch cut into 2 shards, one per process, when the model has no batch norm or
+dropout: see minidl.data_parallel; ``--shards 1`` times whole batches), on real batches (MNIST for LeNet; CIFAR-10 for the CIFAR nets, from
 ``--data-dir`` or ``$MINIDL_DATA``); inference blocks are one pass over 10,000
 images in evaluation mode. PyTorch runs the same network with the same weights.
 PyTorch is never a dependency of minidl: without ``--torch-python`` (or torch in
@@ -55,7 +57,8 @@ def run_worker(python: str, framework: str, workload: str, args: argparse.Namesp
                PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])))
     command = [python, str(WORKER), "--framework", framework, "--workload", workload,
                "--blocks", str(args.blocks), "--steps", str(args.steps),
-               "--threads", threads]
+               "--threads", threads] + (
+                   ["--shards", str(args.shards)] if args.shards and framework == "minidl" else [])
     if args.data_dir:
         command += ["--data-dir", args.data_dir]
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=ROOT)
@@ -85,6 +88,9 @@ def main() -> None:
                                                          "(default: $MINIDL_DATA)")
     parser.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     parser.add_argument("--no-layers", action="store_true", help="skip the per-layer tables")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="pieces each minidl training batch is cut into (default: the "
+                             "Trainer's: 2 when every layer allows it, else 1)")
     args = parser.parse_args()
     torch_python = args.torch_python or (sys.executable if has_torch(sys.executable) else None)
     if torch_python and not has_torch(torch_python):
@@ -98,6 +104,7 @@ def main() -> None:
         blocks: dict[str, list[float]] = {name: [] for name, _ in frameworks}
         rounds: dict[str, list[float]] = {name: [] for name, _ in frameworks}
         layers: dict[str, list[dict]] = {}
+        how = ""
         for r in range(args.rounds):
             order = frameworks if r % 2 == 0 else frameworks[::-1]
             for name, python in order:
@@ -105,8 +112,11 @@ def main() -> None:
                 blocks[name] += result["block_ms"]
                 rounds[name].append(statistics.median(result["block_ms"]))
                 layers.setdefault(name, result["layers"])
+                if "shards" in result:
+                    how = (f"; minidl: {result['shards']} shard(s) per batch in "
+                           f"{result['processes']} process(es)")
         unit = "ms per step" if "train" in workload else "ms per 10,000 images"
-        print(f"\n{workload} ({unit}, median [min-max] over {len(blocks['minidl'])} blocks)")
+        print(f"\n{workload} ({unit}, median [min-max] over {len(blocks['minidl'])} blocks{how})")
         for name, _ in frameworks:
             print(f"  {name:<7} {summary(blocks[name])}")
         ratio, paired = None, []

@@ -26,6 +26,7 @@ sys.path.insert(0, ROOT)
 
 from datasets import load_dataset  # noqa: E402
 from minidl import layers as L  # noqa: E402
+from minidl.data_parallel import ShardedForward, ShardedStep, default_shards  # noqa: E402
 from minidl.losses import SoftmaxCrossEntropy  # noqa: E402
 from minidl.optim import SGD  # noqa: E402
 from minidl.rundir import InputSpec  # noqa: E402
@@ -80,25 +81,29 @@ def time_blocks(step: Callable[[int], None], blocks: int, steps: int, warmup: in
 # -------------------------------------------------------------------------- minidl
 def minidl_run(model_name: str, batch: int, kind: str, args: argparse.Namespace) -> dict[str, Any]:
     model = MODELS[model_name].build(rng=np.random.default_rng(0))
+    shards = default_shards(model) if args.shards is None else args.shards
     if kind == "infer":
         xs, _ = real_batches(model_name, INFER_BATCH, batch // INFER_BATCH, args.data_dir)
-
-        def step(_: int) -> None:
-            for x in xs:
-                model.forward(x, training=False)
-        return {"block_ms": time_blocks(step, args.blocks, 1, args.warmup_passes), "layers": []}
+        # As minidl.training.evaluate runs it: batches in shards, as the model trains.
+        with ShardedForward(model, shards) as forward:
+            def step(_: int) -> None:
+                for x in xs:
+                    forward(x)
+            blocks = time_blocks(step, args.blocks, 1, args.warmup_passes)
+            return {"block_ms": blocks, "layers": [], "shards": shards,
+                    "processes": forward.processes}
 
     xs, ys = real_batches(model_name, batch, BATCHES, args.data_dir)
-    loss = SoftmaxCrossEntropy()
     opt = SGD(model.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-4)
-
-    def step(i: int) -> None:
-        x, y = xs[i % BATCHES], ys[i % BATCHES]
-        opt.zero_grad()
-        loss.forward(model.forward(x), y)
-        model.backward(loss.backward(), input_grad=False)
-        opt.step()
-    blocks = time_blocks(step, args.blocks, args.steps, args.warmup)
+    # The step as minidl.training.Trainer runs it: the batch in shards, in worker processes
+    # when there are cores for them (minidl.data_parallel).
+    with ShardedStep(model, SoftmaxCrossEntropy(), shards) as forward_backward:
+        def step(i: int) -> None:
+            opt.zero_grad()
+            forward_backward(xs[i % BATCHES], ys[i % BATCHES])
+            opt.step()
+        blocks = time_blocks(step, args.blocks, args.steps, args.warmup)
+        processes = forward_backward.processes
 
     layers = []
     x = xs[0]
@@ -111,7 +116,7 @@ def minidl_run(model_name: str, batch: int, kind: str, args: argparse.Namespace)
             lambda _: layer.backward(dy, input_grad=not first), 5, 3, 2))
         layers.append({"name": name, "forward_ms": fwd, "backward_ms": bwd})
         x = y
-    return {"block_ms": blocks, "layers": layers}
+    return {"block_ms": blocks, "layers": layers, "shards": shards, "processes": processes}
 
 
 # ------------------------------------------------------------------------- PyTorch
@@ -205,6 +210,9 @@ def main() -> None:
     parser.add_argument("--warmup-passes", type=int, default=1, help="inference passes before timing")
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--shards", type=int, default=None,
+                        help="minidl: pieces each training batch is cut into (default: the "
+                             "Trainer's, 2 when the model allows it)")
     args = parser.parse_args()
     model_name, batch, kind = WORKLOADS[args.workload]
     run = minidl_run if args.framework == "minidl" else torch_run

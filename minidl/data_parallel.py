@@ -41,14 +41,14 @@ import sys
 import warnings
 import weakref
 from multiprocessing.connection import Connection, Pipe
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
 from minidl import checks, parallel
 from minidl.layers.base import Layer
 
-__all__ = ["ShardedStep", "run_shard", "default_shards", "default_processes",
+__all__ = ["ShardedStep", "ShardedForward", "run_shard", "default_shards", "default_processes",
            "whole_batch_layers", "shard_bounds"]
 
 #: The default number of shards: one per core of the machines minidl was tuned on.
@@ -102,91 +102,58 @@ def run_shard(model: Layer, loss: Any, x: np.ndarray, y: np.ndarray,
     return value, out
 
 
-class ShardedStep:
-    """A training step's forward pass, loss and backward pass over ``shards`` pieces
-    of the batch, the pieces run in up to ``processes`` processes at once.
+_S = TypeVar("_S", bound="_Shards")
 
-    ::
 
-        step = ShardedStep(model, SoftmaxCrossEntropy(), shards=2)
-        optimizer.zero_grad()
-        value, logits = step(x, y)  # adds the batch's gradients to the parameters'
-        optimizer.step()
-        step.close()                # or ``with ShardedStep(...) as step:``
+class _Shards:
+    """What :class:`ShardedStep` and :class:`ShardedForward` share: the shards, the
+    worker processes running some of them, and their end."""
 
-    Parameters
-    ----------
-    model : Layer
-        Every layer :attr:`~minidl.layers.Layer.per_example` when ``shards > 1``.
-    loss
-        ``forward(prediction, target) -> float``, the *mean* over the examples, and
-        ``backward() -> d loss / d prediction`` (the losses of :mod:`minidl.losses`).
-    shards : int
-        Pieces each batch is cut into (:func:`shard_bounds`); 1 is the plain step.
-    processes : int, optional
-        Processes running shards at once, this one included (default
-        :func:`default_processes`); at most ``shards``.
-
-    Shape
-    -----
-    ``x`` ``(N, ...)`` and ``y`` ``(N, ...)``; returns the loss (mean over the ``N``
-    examples, a float) and the model's output ``(N, ...)``.
-    """
-
-    def __init__(self, model: Layer, loss: Any, shards: int = DEFAULT_SHARDS,
-                 processes: int | None = None) -> None:
-        owner = "ShardedStep"
+    def __init__(self, model: Layer, shards: int, processes: int | None, owner: str) -> None:
         if not isinstance(model, Layer):
             raise ValueError(f"{owner}: expected a minidl Layer as the model, "
                              f"received {type(model).__name__}")
-        self.model, self.loss = model, loss
+        self.model = model
+        self.loss: Any = None
         self.shards = checks.integer(shards, "shards", owner, minimum=1)
-        blocking = whole_batch_layers(model)
-        if self.shards > 1 and blocking:
-            raise ValueError(f"{owner}: expected shards=1 for a model whose layers "
-                             f"{', '.join(blocking)} need the whole batch in training "
-                             f"(batch statistics or random draws), received "
-                             f"shards={self.shards}")
         self.processes = (default_processes(self.shards) if processes is None else
                           checks.integer(processes, "processes", owner, minimum=1,
                                          maximum=self.shards))
         self._workers: list[_Worker] = []
         self._layout: tuple[Any, ...] | None = None  # what the workers were forked for
-        self._local_grads: dict[int, list[np.ndarray]] = {}  # shard -> gradient arrays
 
-    # -- the step -------------------------------------------------------------------
-    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """Forward, loss and backward over the batch ``(x, y)``; the gradients are added
-        to the parameters' (zero them first for this batch's alone). When a shard's
-        loss is not finite, no backward pass runs for it: the caller is to stop."""
-        n = len(x)
-        if len(y) != n:
-            raise ValueError(f"ShardedStep: expected as many targets as inputs ({n}), "
-                             f"received {len(y)}")
-        bounds = shard_bounds(n, self.shards)
-        if len(bounds) < 2:
-            return run_shard(self.model, self.loss, x, y, n)
-        params = self.model.parameters()
+    def _send(self, training: bool, params: list, x: np.ndarray, y: np.ndarray | None,
+              bounds: list[tuple[int, int]]) -> bool:
+        """Start the workers on their shards of ``(x, y)``; False when this process
+        runs every shard itself."""
         remote = self._remote_shards(len(bounds))
-        if remote:
-            self._start(params, x, y, max(b - a for a, b in bounds))
-            for worker in self._workers:
-                work = [(s, x[bounds[s][0]:bounds[s][1]], y[bounds[s][0]:bounds[s][1]])
-                        for s in remote.get(worker.index, [])]
-                if work:
-                    worker.send(params, n, work)
+        if not remote:
+            return False
+        ys = y if y is not None else np.zeros(len(x), np.int8)
+        self._start(params, x, ys, max(b - a for a, b in bounds))
+        for worker in self._workers:
+            work = [(s, x[bounds[s][0]:bounds[s][1]], ys[bounds[s][0]:bounds[s][1]])
+                    for s in remote.get(worker.index, [])]
+            if work:
+                worker.send(training, params, len(x), work)
+        return True
+
+    def _gather(self, run_here: Any, bounds: list[tuple[int, int]], remote: bool
+                ) -> dict[int, tuple[float, np.ndarray]]:
+        """``run_here(s, start, stop)`` for this process's shards, then every worker's
+        answers: ``{shard: (loss, output)}``."""
         results: dict[int, tuple[float, np.ndarray]] = {}
         error: BaseException | None = None
         try:
             with parallel.inline() if remote else _nothing():
                 for s, (a, b) in enumerate(bounds):
                     if s % self.processes == 0:
-                        results[s] = self._run_local(s, params, x[a:b], y[a:b], n)
+                        results[s] = run_here(s, a, b)
         except BaseException as failure:
             error = failure
         finally:
             # Every worker's answer is read, even after a failure here, so that the
-            # next step starts with the workers idle.
+            # next call starts with the workers idle.
             for worker in self._workers:
                 try:
                     results.update(worker.receive())
@@ -194,33 +161,7 @@ class ShardedStep:
                     error = error or failure
         if error is not None:
             raise error
-        value = math.fsum(results[s][0] * (b - a) for s, (a, b) in enumerate(bounds)) / n
-        if math.isfinite(value):
-            for s in range(1, len(bounds)):
-                grads = (self._workers[s % self.processes - 1].grads(s)
-                         if s % self.processes else self._local_grads[s])
-                for p, g in zip(params, grads):
-                    p.grad += g
-        return value, np.concatenate([results[s][1] for s in range(len(bounds))])
-
-    def _run_local(self, s: int, params: list, x: np.ndarray, y: np.ndarray,
-                   n: int) -> tuple[float, np.ndarray]:
-        """Shard ``s`` in this process: shard 0 adds to the parameters' gradients, the
-        others fill arrays of their own (from zero), added in shard order later."""
-        if s == 0:
-            return run_shard(self.model, self.loss, x, y, n)
-        grads = self._local_grads.get(s)
-        if grads is None or [g.shape for g in grads] != [p.shape for p in params]:
-            grads = self._local_grads[s] = [np.zeros_like(p.grad) for p in params]
-        saved = [p.grad for p in params]
-        try:
-            for p, g in zip(params, grads):
-                g[...] = 0
-                p.grad = g
-            return run_shard(self.model, self.loss, x, y, n)
-        finally:
-            for p, g in zip(params, saved):
-                p.grad = g
+        return results
 
     # -- the workers -----------------------------------------------------------------
     def _remote_shards(self, count: int) -> dict[int, list[int]]:
@@ -253,7 +194,7 @@ class ShardedStep:
         for worker in workers:
             worker.stop()
 
-    def __enter__(self) -> ShardedStep:
+    def __enter__(self: _S) -> _S:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -264,6 +205,123 @@ class ShardedStep:
             self.close()
         except Exception:  # interpreter shutdown: the workers see their pipe close
             pass
+
+
+
+class ShardedStep(_Shards):
+    """A training step's forward pass, loss and backward pass over ``shards`` pieces
+    of the batch, the pieces run in up to ``processes`` processes at once.
+
+    ::
+
+        step = ShardedStep(model, SoftmaxCrossEntropy(), shards=2)
+        optimizer.zero_grad()
+        value, logits = step(x, y)  # adds the batch's gradients to the parameters'
+        optimizer.step()
+        step.close()                # or ``with ShardedStep(...) as step:``
+
+    Parameters
+    ----------
+    model : Layer
+        Every layer :attr:`~minidl.layers.Layer.per_example` when ``shards > 1``.
+    loss
+        ``forward(prediction, target) -> float``, the *mean* over the examples, and
+        ``backward() -> d loss / d prediction`` (the losses of :mod:`minidl.losses`).
+    shards : int
+        Pieces each batch is cut into (:func:`shard_bounds`); 1 is the plain step.
+    processes : int, optional
+        Processes running shards at once, this one included (default
+        :func:`default_processes`); at most ``shards``.
+
+    Shape
+    -----
+    ``x`` ``(N, ...)`` and ``y`` ``(N, ...)``; returns the loss (mean over the ``N``
+    examples, a float) and the model's output ``(N, ...)``.
+    """
+
+    def __init__(self, model: Layer, loss: Any, shards: int = DEFAULT_SHARDS,
+                 processes: int | None = None) -> None:
+        super().__init__(model, shards, processes, "ShardedStep")
+        self.loss = loss
+        blocking = whole_batch_layers(model)
+        if self.shards > 1 and blocking:
+            raise ValueError(f"ShardedStep: expected shards=1 for a model whose layers "
+                             f"{', '.join(blocking)} need the whole batch in training "
+                             f"(batch statistics or random draws), received "
+                             f"shards={self.shards}")
+        self._local_grads: dict[int, list[np.ndarray]] = {}  # shard -> gradient arrays
+
+    # -- the step -------------------------------------------------------------------
+    def __call__(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """Forward, loss and backward over the batch ``(x, y)``; the gradients are added
+        to the parameters' (zero them first for this batch's alone). When a shard's
+        loss is not finite, no backward pass runs for it: the caller is to stop."""
+        n = len(x)
+        if len(y) != n:
+            raise ValueError(f"ShardedStep: expected as many targets as inputs ({n}), "
+                             f"received {len(y)}")
+        bounds = shard_bounds(n, self.shards)
+        if len(bounds) < 2:
+            return run_shard(self.model, self.loss, x, y, n)
+        params = self.model.parameters()
+        remote = self._send(True, params, x, y, bounds)
+        results = self._gather(lambda s, a, b: self._run_local(s, params, x[a:b], y[a:b], n),
+                               bounds, remote)
+        value = math.fsum(results[s][0] * (b - a) for s, (a, b) in enumerate(bounds)) / n
+        if math.isfinite(value):
+            for s in range(1, len(bounds)):
+                grads = (self._workers[s % self.processes - 1].grads(s)
+                         if s % self.processes else self._local_grads[s])
+                for p, g in zip(params, grads):
+                    p.grad += g
+        return value, np.concatenate([results[s][1] for s in range(len(bounds))])
+
+    def _run_local(self, s: int, params: list, x: np.ndarray, y: np.ndarray,
+                   n: int) -> tuple[float, np.ndarray]:
+        """Shard ``s`` in this process: shard 0 adds to the parameters' gradients, the
+        others fill arrays of their own (from zero), added in shard order later."""
+        if s == 0:
+            return run_shard(self.model, self.loss, x, y, n)
+        grads = self._local_grads.get(s)
+        if grads is None or [g.shape for g in grads] != [p.shape for p in params]:
+            grads = self._local_grads[s] = [np.zeros_like(p.grad) for p in params]
+        saved = [p.grad for p in params]
+        try:
+            for p, g in zip(params, grads):
+                g[...] = 0
+                p.grad = g
+            return run_shard(self.model, self.loss, x, y, n)
+        finally:
+            for p, g in zip(params, saved):
+                p.grad = g
+
+class ShardedForward(_Shards):
+    """The model's evaluation-mode output, the batch cut into ``shards`` pieces run in
+    up to ``processes`` processes at once. Any model: in evaluation mode every layer
+    treats each example on its own (batch norm uses its running statistics, dropout
+    is the identity).
+
+    Each example's output is computed as in a batch of its shard's size; for most
+    models that is bit for bit the whole batch's, for some (an FFT convolution,
+    cache-sized pieces of a wide layer) it differs in the last bits.
+
+    Shape
+    -----
+    ``x`` ``(N, ...)``; returns the model's output ``(N, ...)``.
+    """
+
+    def __init__(self, model: Layer, shards: int = DEFAULT_SHARDS,
+                 processes: int | None = None) -> None:
+        super().__init__(model, shards, processes, "ShardedForward")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        bounds = shard_bounds(len(x), self.shards)
+        if len(bounds) < 2:
+            return self.model.forward(x, training=False)
+        remote = self._send(False, self.model.parameters(), x, None, bounds)
+        results = self._gather(
+            lambda s, a, b: (0.0, self.model.forward(x[a:b], training=False)), bounds, remote)
+        return np.concatenate([results[s][1] for s in range(len(bounds))])
 
 
 class _nothing:
@@ -341,10 +399,11 @@ class _Worker:
     def alive(self) -> bool:
         return self.pid is not None and not self.conn.closed
 
-    def send(self, params: list, n: int, work: list[tuple[int, np.ndarray, np.ndarray]]
-             ) -> None:
+    def send(self, training: bool, params: list, n: int,
+             work: list[tuple[int, np.ndarray, np.ndarray]]) -> None:
         """Copy the parameters and the shards of a batch of ``n`` over, and start the
-        worker on them."""
+        worker on them: a training step's forward and backward passes, or else the
+        evaluation-mode forward pass."""
         for shared, p in zip(self.params, params):
             np.copyto(shared, p.data)
         rows = []
@@ -353,7 +412,7 @@ class _Worker:
             xs[:len(x)] = x
             ys[:len(y)] = y
             rows.append(len(x))
-        self.conn.send_bytes(struct.pack(f"<{2 + len(rows)}q", n, len(rows), *rows))
+        self.conn.send_bytes(struct.pack(f"<?{2 + len(rows)}q", training, n, len(rows), *rows))
         self.pending = [s for s, _, _ in work]
 
     def receive(self) -> dict[int, tuple[float, np.ndarray]]:
@@ -424,16 +483,19 @@ def _serve(conn: Connection, model: Layer, loss: Any, params: list,
                 message = conn.recv_bytes()
             except (EOFError, OSError):
                 return
-            n, count = struct.unpack_from("<qq", message)
-            rows = struct.unpack_from(f"<{count}q", message, 16)
+            training, n, count = struct.unpack_from("<?qq", message)
+            rows = struct.unpack_from(f"<{count}q", message, 17)
             parts = [b"K"]
             try:
                 for s, size in zip(slots, rows):
                     xs, ys, grads = slots[s]
-                    for p, g in zip(params, grads):
-                        g[...] = 0
-                        p.grad = g
-                    value, out = run_shard(model, loss, xs[:size], ys[:size], n)
+                    if training:
+                        for p, g in zip(params, grads):
+                            g[...] = 0
+                            p.grad = g
+                        value, out = run_shard(model, loss, xs[:size], ys[:size], n)
+                    else:
+                        value, out = 0.0, model.forward(xs[:size], training=False)
                     out = np.ascontiguousarray(out)
                     dtype = out.dtype.str.encode()
                     parts += [struct.pack("<dqq", value, out.nbytes, len(dtype)), dtype,

@@ -48,7 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from minidl import checks, io, rundir
-from minidl.data_parallel import ShardedStep, default_shards
+from minidl.data_parallel import ShardedForward, ShardedStep, default_shards
 from minidl.layers.base import Layer
 from minidl.losses import SoftmaxCrossEntropy, softmax
 from minidl.optim import Optimizer
@@ -135,24 +135,31 @@ def _prepare(images: np.ndarray, spec: InputSpec | None, dtype: np.dtype) -> np.
 
 def evaluate(model: Layer, images: np.ndarray, labels: np.ndarray, *,
              input_spec: InputSpec | None = None, batch_size: int = 1000,
-             progress: bool = False, desc: str = "eval") -> Evaluation:
+             progress: bool = False, desc: str = "eval", shards: int | None = None
+             ) -> Evaluation:
     """Evaluate a classifier in evaluation mode, keeping nothing for backward.
 
     ``images`` are raw (prepared by ``input_spec`` batch by batch) or, without a
     spec, already the model's float inputs; ``labels`` are integers. The loss
-    is the plain cross-entropy whatever the training loss was.
+    is the plain cross-entropy whatever the training loss was. Each batch is cut
+    into ``shards`` pieces run in processes of their own when there are cores for
+    them (:class:`~minidl.data_parallel.ShardedForward`); by default as the model
+    would be trained (:func:`~minidl.data_parallel.default_shards`: 2 for a model
+    without batch norm or dropout, whose small layers leave a core idle; whole
+    batches for the others, whose layers keep both cores busy).
     """
     params = model.parameters()
     dtype = params[0].dtype if params else np.dtype(np.float32)
     criterion = SoftmaxCrossEntropy()
     total, predicted, probabilities = 0.0, [], []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False,
-                      disable=not progress, unit="batch", dynamic_ncols=True):
-        stop = start + batch_size
-        logits = model.forward(_prepare(images[start:stop], input_spec, dtype), training=False)
-        total += criterion.forward(logits, labels[start:stop]) * len(logits)
-        predicted.append(logits.argmax(axis=1))
-        probabilities.append(softmax(logits).astype(np.float32, copy=False))
+    with ShardedForward(model, default_shards(model) if shards is None else shards) as forward:
+        for start in tqdm(range(0, len(images), batch_size), desc=desc, leave=False,
+                          disable=not progress, unit="batch", dynamic_ncols=True):
+            stop = start + batch_size
+            logits = forward(_prepare(images[start:stop], input_spec, dtype))
+            total += criterion.forward(logits, labels[start:stop]) * len(logits)
+            predicted.append(logits.argmax(axis=1))
+            probabilities.append(softmax(logits).astype(np.float32, copy=False))
     predicted_all = np.concatenate(predicted)
     return Evaluation(total / len(images), float((predicted_all == labels).mean()),
                       predicted_all, np.concatenate(probabilities))
@@ -271,7 +278,8 @@ class Trainer:
     def evaluate(self, images: np.ndarray, labels: np.ndarray, desc: str = "eval") -> Evaluation:
         """:func:`evaluate` with this trainer's model, input spec and batch size."""
         return evaluate(self.model, images, labels, input_spec=self.input_spec,
-                        batch_size=self.eval_batch_size, progress=self.progress, desc=desc)
+                        batch_size=self.eval_batch_size, progress=self.progress, desc=desc,
+                        shards=self.shards)
 
     # -- state ----------------------------------------------------------------------
     def _rng_layers(self) -> dict[str, Any]:

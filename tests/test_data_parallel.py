@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from minidl import Graph, Sequential, data_parallel, parallel, rundir
-from minidl.data_parallel import ShardedStep, default_shards, shard_bounds
+from minidl.data_parallel import ShardedForward, ShardedStep, default_shards, shard_bounds
 from minidl.layers import (Add, AvgPool2D, BatchNorm2D, Concat, Conv2D, Dense, Dropout, Flatten,
                            LeakyReLU, LocalResponseNorm, MaxPool2D, ReLU, Sigmoid, Tanh)
 from minidl.losses import MSE, SoftmaxCrossEntropy
@@ -219,6 +219,38 @@ def test_one_thread_or_no_fork_means_one_process(monkeypatch):
     assert data_parallel.default_processes(1) == 1
     monkeypatch.setattr(parallel, "num_threads", lambda: 1)
     assert data_parallel.default_processes(2) == 1
+
+
+# ------------------------------------------------------------------------- evaluation
+@needs_fork
+def test_sharded_forward_is_the_evaluation_mode_output_for_any_model():
+    rng = np.random.default_rng(4)
+    model = Sequential(Conv2D(2, 4, 3, rng=rng, dtype=np.float64), BatchNorm2D(4, dtype=np.float64),
+                       ReLU(), Dropout(0.5, rng=rng), Flatten(), Dense(144, 3, rng=rng,
+                                                                       dtype=np.float64))
+    model.forward(batch(16)[0])  # running statistics that are not 0 and 1
+    x = batch(9, seed=6)[0]
+    whole = model.forward(x, training=False)
+    with ShardedForward(model, 3) as here, ShardedForward(model, 3, 3) as apart:
+        for _ in range(2):  # the second call reuses the workers
+            alone, spread = here(x), apart(x)
+            np.testing.assert_allclose(alone, whole, rtol=1e-13, atol=1e-15)
+            assert np.array_equal(alone, spread)
+    assert all(layer._cache is None for layer in model.modules())
+
+
+@needs_fork
+def test_evaluate_gives_the_same_figures_whatever_the_processes(monkeypatch):
+    from minidl.training import evaluate
+    model = net()
+    x, y = batch(23, seed=8)
+    two = evaluate(model, x, y, batch_size=10)
+    monkeypatch.setattr(data_parallel, "default_processes", lambda shards: 1)
+    one = evaluate(model, x, y, batch_size=10)
+    whole = evaluate(model, x, y, batch_size=10, shards=1)
+    assert two.loss == one.loss and np.array_equal(two.probabilities, one.probabilities)
+    assert two.accuracy == whole.accuracy
+    np.testing.assert_allclose(two.loss, whole.loss, rtol=1e-13)
 
 
 # ------------------------------------------------------------------------- the trainer
