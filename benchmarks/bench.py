@@ -17,11 +17,13 @@ figures are the median over every block of every round, with the spread
 (the two frameworks' medians, measured one right after the other), whose spread
 shows how far the machine's drift moves the verdict. Training blocks are
 ``--steps`` steps of forward, softmax cross-entropy, backward and an SGD step
-(Nesterov momentum 0.9, weight decay 5e-4), minidl's as its Trainer runs them (the
-batch cut into 2 shards, one per process, when the model has no batch norm or
-dropout: see minidl.data_parallel; ``--shards 1`` times whole batches), on real batches (MNIST for LeNet; CIFAR-10 for the CIFAR nets, from
-``--data-dir`` or ``$MINIDL_DATA``); inference blocks are one pass over 10,000
-images in evaluation mode. PyTorch runs the same network with the same weights.
+(Nesterov momentum 0.9, weight decay 5e-4), on real batches (MNIST for LeNet;
+CIFAR-10 for the CIFAR nets, from ``--data-dir`` or ``$MINIDL_DATA``); inference
+blocks are one pass over 10,000 images in evaluation mode, in batches of 500.
+minidl runs both as its Trainer and ``evaluate()`` do: a model without batch norm
+or dropout has each batch cut into 2 shards, one per process (see
+minidl.data_parallel; ``--shards 1`` times whole batches). PyTorch runs the same
+network with the same weights, on its own intra-op threads.
 PyTorch is never a dependency of minidl: without ``--torch-python`` (or torch in
 this interpreter), only minidl is timed. Nothing here asserts a time.
 """
