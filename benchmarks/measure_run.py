@@ -11,8 +11,12 @@ What is measured is what a user waits for: data loading, training, evaluation
 and the report with its figures (unless ``--no-figures`` is passed on).
 
 * wall time: from starting the process to its exit;
-* peak memory: the largest resident set size of the process (``getrusage`` of
-  the finished child, so the same figure ``/usr/bin/time -v`` prints);
+* peak memory: the memory in use by the run's processes (``train.py`` and the
+  worker process it forks to run a shard of each batch, see minidl.data_parallel):
+  the largest sum of their proportional set sizes (a page two processes share
+  counts half in each), read from ``/proc`` every 50 ms, and never less than the
+  largest single process's peak resident set (``getrusage``, the figure
+  ``/usr/bin/time -v`` prints), which is printed beside it;
 * accuracy: the last epoch's test accuracy from the run's ``metrics.csv``, or
   its validation accuracy where the run has no test set.
 
@@ -38,23 +42,55 @@ sys.path.insert(0, str(ROOT))
 from minidl import rundir  # noqa: E402
 
 
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, from ``/proc`` (Linux); those that ended are left out."""
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        try:
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _pss_kib(pid: int) -> int:
+    """The proportional set size of ``pid`` in KiB (each shared page divided among the
+    processes sharing it), 0 if it has ended."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    for line in rollup.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return 0
+
+
 def measure(train_args: list[str], out: Path) -> dict:
     """Run ``train.py train_args --out out --quiet`` and measure it."""
     command = [sys.executable, str(ROOT / "train.py"), *train_args, "--out", str(out), "--quiet"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    done = subprocess.run(command, stdout=sys.stderr)  # stdout is for the figures
+    run = subprocess.Popen(command, stdout=sys.stderr)  # stdout is for the figures
+    summed_kib = 0
+    while run.poll() is None:
+        summed_kib = max(summed_kib, sum(_pss_kib(pid) for pid in _tree(run.pid)))
+        time.sleep(0.05)
     seconds = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB on Linux
-    if done.returncode != 0:
-        raise SystemExit(f"measure_run: train.py exited with status {done.returncode}")
+    if run.returncode != 0:
+        raise SystemExit(f"measure_run: train.py exited with status {run.returncode}")
     if peak_kib <= before:  # an earlier child was larger: the figure would not be this run's
         raise SystemExit("measure_run: cannot attribute the peak memory to this run")
     metrics = rundir.read_metrics(out)
     settings = rundir.read_settings(out)
     split, accuracy = rundir.final_accuracy(metrics) or ("none", float("nan"))
     return dict(command="python train.py " + " ".join(train_args), seconds=seconds,
-                peak_mb=peak_kib / 1024, split=split, accuracy=accuracy,
+                peak_mb=max(peak_kib, summed_kib) / 1024, main_peak_mb=peak_kib / 1024,
+                split=split, accuracy=accuracy,
                 epochs=len(metrics["epoch"]), epoch_seconds=metrics["seconds"],
                 settings=settings)
 
@@ -85,7 +121,8 @@ def main() -> None:
     print(f"  {figures['split']} accuracy {figures['accuracy']:.4f}")
     print(f"  wall time {figures['seconds']:.1f} s (epochs: median "
           f"{sorted(figures['epoch_seconds'])[len(figures['epoch_seconds']) // 2]:.1f} s)")
-    print(f"  peak resident memory {figures['peak_mb']:.0f} MB")
+    print(f"  peak resident memory {figures['peak_mb']:.0f} MB, all processes "
+          f"(the main one alone: {figures['main_peak_mb']:.0f} MB)")
     if temporary and args.keep:
         print(f"  run directory {out}")
 

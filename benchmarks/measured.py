@@ -190,7 +190,9 @@ def describe(row: Row, figures: dict[str, Any], out: Path) -> str:
         return (f"{100 * figures['accuracy']:.2f}% {split} accuracy after {figures['epochs']} "
                 f"epochs; {_duration(figures['seconds'])} wall time (data, training, "
                 f"evaluation, figures), {_duration(figures['train_seconds'])} of it training "
-                f"and evaluation; peak memory {figures['peak_mb']:.0f} MB")
+                f"and evaluation; peak memory {figures['peak_mb']:.0f} MB"
+                + (f" (all processes; the main one {figures['main_peak_mb']:.0f} MB)"
+                   if "main_peak_mb" in figures else ""))
     if row.measure is report_time:
         return f"{_duration(figures['seconds'])} (a fresh process: reading, inspecting, drawing)"
     if row.measure is torch_run:

@@ -276,7 +276,8 @@ class Trainer:
         return _prepare(images, self.input_spec, self.dtype)
 
     def evaluate(self, images: np.ndarray, labels: np.ndarray, desc: str = "eval") -> Evaluation:
-        """:func:`evaluate` with this trainer's model, input spec and batch size."""
+        """:func:`evaluate` with this trainer's model, input spec, batch size and shards."""
+        self._step.close()  # one worker process at a time: the evaluation forks its own
         return evaluate(self.model, images, labels, input_spec=self.input_spec,
                         batch_size=self.eval_batch_size, progress=self.progress, desc=desc,
                         shards=self.shards)
