@@ -12,8 +12,8 @@ How. On its first call a :class:`ShardedStep` forks worker processes (Linux only
 elsewhere, and with one core, every shard runs here, one after another). A worker
 holds a copy of the model made by the fork. Each step:
 
-1. this process copies the parameters, and each worker's shard of the batch, into
-   memory shared with the workers;
+1. this process copies the parameters (and batch norm's running statistics), and
+   each worker's shard of the batch, into memory shared with the workers;
 2. every process runs forward, the loss and backward on its shards; a worker
    writes its gradients into shared memory;
 3. this process adds them, shard by shard, to the parameters' gradients.
@@ -32,6 +32,7 @@ statistics and dropout's random draws need the whole batch in one place.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import math
 import mmap
 import os
@@ -145,7 +146,7 @@ class _Shards:
         results: dict[int, tuple[float, np.ndarray]] = {}
         error: BaseException | None = None
         try:
-            with parallel.inline() if remote else _nothing():
+            with parallel.inline() if remote else contextlib.nullcontext():
                 for s, (a, b) in enumerate(bounds):
                     if s % self.processes == 0:
                         results[s] = run_here(s, a, b)
@@ -175,7 +176,9 @@ class _Shards:
 
     def _start(self, params: list, x: np.ndarray, y: np.ndarray, rows: int) -> None:
         """Fork the workers, unless those running fit this batch and these parameters."""
+        buffers = _buffers(self.model)
         layout = (tuple(id(p) for p in params), tuple((p.shape, p.dtype) for p in params),
+                  tuple((id(layer), name, getattr(layer, name).shape) for layer, name in buffers),
                   x.shape[1:], x.dtype, y.shape[1:], y.dtype)
         if self._workers and self._layout is not None:
             fits = self._layout[:-1] == layout and rows <= self._layout[-1]
@@ -183,7 +186,7 @@ class _Shards:
                 return
         self.close()
         remote = self._remote_shards(self.shards)
-        self._workers = [_Worker(index, self.model, self.loss, shards, params, rows,
+        self._workers = [_Worker(index, self.model, self.loss, shards, params, buffers, rows,
                                  (x.shape[1:], x.dtype), (y.shape[1:], y.dtype))
                          for index, shards in sorted(remote.items())]
         self._layout = (*layout, rows)
@@ -324,12 +327,9 @@ class ShardedForward(_Shards):
         return np.concatenate([results[s][1] for s in range(len(bounds))])
 
 
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+def _buffers(model: Layer) -> list[tuple[Layer, str]]:
+    """Every buffer of ``model`` (batch norm's running statistics) as (layer, attribute)."""
+    return [(layer, name) for layer in model.modules() for name in layer._buffers]
 
 
 #: The ends of the pipes this process holds to its workers: a new worker closes its
@@ -354,23 +354,27 @@ class _Shared:
 class _Worker:
     """One forked process running the shards ``shards`` of every batch.
 
-    Shared memory: the parameters (written here, read there), and per shard its
-    inputs, targets (here -> there) and gradients (there -> here). The pipe carries
+    Shared memory: the parameters and buffers (written here, read there), and per
+    shard its inputs, targets (here -> there) and gradients (there -> here). The pipe carries
     the row counts one way and, back, each shard's loss and output, or an error.
     """
 
     def __init__(self, index: int, model: Layer, loss: Any, shards: list[int], params: list,
-                 rows: int, x_layout: tuple[tuple[int, ...], Any],
+                 buffers: list[tuple[Layer, str]], rows: int,
+                 x_layout: tuple[tuple[int, ...], Any],
                  y_layout: tuple[tuple[int, ...], Any]) -> None:
-        self.index = index
+        self.index, self.buffers = index, buffers
         self.pending: list[int] = []  # the shards sent and not yet answered
         layouts: list[tuple[tuple[int, ...], Any]] = [(p.shape, p.dtype) for p in params]
+        layouts += [(getattr(layer, name).shape, getattr(layer, name).dtype)
+                    for layer, name in buffers]
         for _ in shards:
             layouts += [((rows, *x_layout[0]), x_layout[1]), ((rows, *y_layout[0]), y_layout[1])]
             layouts += [(p.shape, p.dtype) for p in params]
         self.shared = _Shared(layouts)
         arrays = iter(self.shared.arrays)
         self.params = [next(arrays) for _ in params]
+        self.buffer_copies = [next(arrays) for _ in buffers]
         self.slots: dict[int, tuple[np.ndarray, np.ndarray, list[np.ndarray]]] = {}
         for s in shards:
             self.slots[s] = (next(arrays), next(arrays), [next(arrays) for _ in params])
@@ -387,6 +391,8 @@ class _Worker:
                 here.close()
                 for end in list(_OPEN_ENDS):
                     end.close()
+                for (layer, name), shared in zip(buffers, self.buffer_copies):
+                    setattr(layer, name, shared)
                 _serve(there, model, loss, params, self.params, self.slots)
                 status = 0
             finally:
@@ -406,6 +412,8 @@ class _Worker:
         evaluation-mode forward pass."""
         for shared, p in zip(self.params, params):
             np.copyto(shared, p.data)
+        for shared, (layer, name) in zip(self.buffer_copies, self.buffers):
+            np.copyto(shared, getattr(layer, name))  # batch norm's running statistics
         rows = []
         for s, x, y in work:
             xs, ys, _ = self.slots[s]

@@ -240,6 +240,19 @@ def test_sharded_forward_is_the_evaluation_mode_output_for_any_model():
 
 
 @needs_fork
+def test_sharded_forward_follows_the_parameters_and_running_statistics_between_calls():
+    rng = np.random.default_rng(5)
+    model = Sequential(Conv2D(2, 4, 3, rng=rng, dtype=np.float64), BatchNorm2D(4, dtype=np.float64),
+                       Flatten(), Dense(144, 3, rng=rng, dtype=np.float64))
+    x = batch(8, seed=2)[0]
+    with ShardedForward(model, 2, 2) as forward:
+        forward(x)
+        model.forward(batch(16)[0])  # training mode: new running statistics
+        model.parameters()[0].data *= 2
+        np.testing.assert_allclose(forward(x), model.forward(x, training=False), rtol=1e-13)
+
+
+@needs_fork
 def test_evaluate_gives_the_same_figures_whatever_the_processes(monkeypatch):
     from minidl.training import evaluate
     model = net()
