@@ -144,6 +144,10 @@ def build_parser() -> argparse.ArgumentParser:
                                                            "(default: 0)")
     add("--seed", type=_integer, default=0,
         help="the same seed gives the same numbers (default: 0)")
+    add("--shards", type=_integer,
+        help="cut each training batch into N pieces, run in processes of their own, one per "
+             "core (default: 2 for a model without batch norm or dropout, else 1). The numbers "
+             "depend on it, never on the number of cores; a resumed run keeps its own")
     add("--val-split", type=_integer, metavar="N",
         help="hold out the last N training images for validation (default: the dataset's: 0 for "
              "MNIST, 10000 = data_batch_5 for CIFAR-10)")
@@ -350,10 +354,16 @@ def input_spec(settings: dict[str, Any], dataset: Any) -> InputSpec:
 def run(args: argparse.Namespace, callbacks: Sequence[Callback] = ()) -> Path:
     """Train (or resume) and return the run directory."""
     check_data_dir(args.data_dir)
+    shards = args.shards
+    if shards is not None:
+        with reported_as(UsageError):
+            checks.integer(shards, "shards", "--shards", minimum=1)
     if args.resume:
         settings, out = settings_from_run(args)
         error: type[ValueError] = RunDirError
         owner = f"{out / rundir.CHECKPOINT}: key 'settings'"
+        if shards is None:  # the run's own (1 for runs from before shards existed)
+            shards = rundir.read_state(out / rundir.CHECKPOINT).trainer.shards
     else:
         settings = settings_from_args(args)
         out = Path(args.out) if args.out else Path("runs") / (
@@ -379,11 +389,13 @@ def run(args: argparse.Namespace, callbacks: Sequence[Callback] = ()) -> Path:
     spec = input_spec(settings, dataset)
     augment = (Augmentation(settings["shift"], settings["flip"], spec.fill)
                if settings["shift"] or settings["flip"] else None)
-    trainer = Trainer(model, optimizer, epochs=settings["epochs"],
-                      batch_size=settings["batch_size"], schedule=schedule, seed=settings["seed"],
-                      input_spec=spec, augment=augment, run_dir=out, settings=settings,
-                      callbacks=callbacks, progress=not args.quiet,
-                      loss=SoftmaxCrossEntropy(label_smoothing=settings["label_smoothing"]))
+    with reported_as(UsageError):  # --shards N for a model that needs whole batches
+        trainer = Trainer(model, optimizer, epochs=settings["epochs"],
+                          batch_size=settings["batch_size"], schedule=schedule,
+                          seed=settings["seed"], input_spec=spec, augment=augment, run_dir=out,
+                          settings=settings, callbacks=callbacks, progress=not args.quiet,
+                          loss=SoftmaxCrossEntropy(label_smoothing=settings["label_smoothing"]),
+                          shards=shards)
     if not args.quiet:
         held = f", {len(val[0]):,} held out for validation" if val is not None else ""
         print(f"{settings['model']} on {settings['dataset']}: {model.num_parameters():,} "
