@@ -5,12 +5,14 @@ Why processes. :mod:`minidl.parallel` splits each layer's work over threads, but
 between NumPy calls those threads wait for each other's hold on the GIL: with
 LeNet's small layers, two threads ran a training step only 1.12x faster than one.
 A second process has an interpreter of its own. It runs the whole network on one
-shard while this process runs another: LeNet's step at batch 64 went from about
-6.1 to 4.3 ms (``benchmarks/bench.py``).
+shard while this process runs another: in the same hour, LeNet's training step at
+batch 64 took 5.4 ms on whole batches and 4.5 ms on two shards
+(``benchmarks/bench.py --shards 1``, and without).
 
-How. On its first call a :class:`ShardedStep` forks worker processes (Linux only;
-elsewhere, and with one core, every shard runs here, one after another). A worker
-holds a copy of the model made by the fork. Each step:
+How. On its first call a :class:`ShardedStep` (training) or :class:`ShardedForward`
+(evaluation) forks worker processes (Linux only; elsewhere, and with one core, every
+shard runs here, one after another). A worker holds a copy of the model made by the
+fork. Each step:
 
 1. this process copies the parameters (and batch norm's running statistics), and
    each worker's shard of the batch, into memory shared with the workers;
