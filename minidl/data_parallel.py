@@ -329,6 +329,21 @@ class ShardedForward(_Shards):
         return np.concatenate([results[s][1] for s in range(len(bounds))])
 
 
+def _worker_error(report: str, index: int) -> Exception:
+    """The exception a worker reported as ``"Type\nmessage"``: the same built-in type
+    when there is one that takes a message (a layer's ValueError stays a ValueError),
+    else a RuntimeError naming the type."""
+    kind, _, text = report.partition("\n")
+    where = f" (in worker process {index})"
+    error = getattr(builtins, kind, None)
+    if isinstance(error, type) and issubclass(error, Exception):
+        try:
+            return error(text + where)
+        except TypeError:  # a built-in that wants other arguments (UnicodeDecodeError)
+            pass
+    return RuntimeError(f"{kind}: {text}{where}")
+
+
 def _buffers(model: Layer) -> list[tuple[Layer, str]]:
     """Every buffer of ``model`` (batch norm's running statistics) as (layer, attribute)."""
     return [(layer, name) for layer in model.modules() for name in layer._buffers]
@@ -437,11 +452,7 @@ class _Worker:
                                f"middle of a step (killed, or out of memory?)") from None
         sent, self.pending = self.pending, []
         if message[:1] == b"E":
-            kind, _, text = message[1:].decode("utf-8", "replace").partition("\n")
-            error = getattr(builtins, kind, None)
-            if not (isinstance(error, type) and issubclass(error, Exception)):
-                error, text = RuntimeError, f"{kind}: {text}"
-            raise error(f"{text} (in worker process {self.index})")
+            raise _worker_error(message[1:].decode("utf-8", "replace"), self.index)
         results, offset = {}, 1
         for s in sent:
             value, size, dtype_length = struct.unpack_from("<dqq", message, offset)

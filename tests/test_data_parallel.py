@@ -154,6 +154,15 @@ def test_an_error_in_a_worker_is_raised_here_and_the_next_step_works():
         assert np.array_equal(p.grad, q.grad)
 
 
+def test_a_worker_error_keeps_its_built_in_type_or_becomes_a_runtime_error():
+    assert type(data_parallel._worker_error("ValueError\nbad", 1)) is ValueError
+    assert str(data_parallel._worker_error("ValueError\nbad", 1)) == "bad (in worker process 1)"
+    for report in ("UnicodeDecodeError\nodd", "LinAlgError\nsingular", "SystemExit\n3"):
+        error = data_parallel._worker_error(report, 2)
+        assert type(error) is RuntimeError
+        assert str(error) == report.replace("\n", ": ") + " (in worker process 2)"
+
+
 @needs_fork
 def test_a_killed_worker_is_reported_and_replaced():
     model = net()
