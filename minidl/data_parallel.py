@@ -44,7 +44,7 @@ import sys
 import warnings
 import weakref
 from multiprocessing.connection import Connection, Pipe
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 
@@ -141,7 +141,8 @@ class _Shards:
                 worker.send(training, params, len(x), work)
         return True
 
-    def _gather(self, run_here: Any, bounds: list[tuple[int, int]], remote: bool
+    def _gather(self, run_here: Callable[[int, int, int], tuple[float, np.ndarray]],
+                bounds: list[tuple[int, int]], remote: bool
                 ) -> dict[int, tuple[float, np.ndarray]]:
         """``run_here(s, start, stop)`` for this process's shards, then every worker's
         answers: ``{shard: (loss, output)}``."""
@@ -210,7 +211,6 @@ class _Shards:
             self.close()
         except Exception:  # interpreter shutdown: the workers see their pipe close
             pass
-
 
 
 class ShardedStep(_Shards):
@@ -300,6 +300,7 @@ class ShardedStep(_Shards):
             for p, g in zip(params, saved):
                 p.grad = g
 
+
 class ShardedForward(_Shards):
     """The model's evaluation-mode output, the batch cut into ``shards`` pieces run in
     up to ``processes`` processes at once. Any model: in evaluation mode every layer
@@ -330,9 +331,9 @@ class ShardedForward(_Shards):
 
 
 def _worker_error(report: str, index: int) -> Exception:
-    """The exception a worker reported as ``"Type\nmessage"``: the same built-in type
-    when there is one that takes a message (a layer's ValueError stays a ValueError),
-    else a RuntimeError naming the type."""
+    """The exception a worker reported (its type's name, a newline, its message): the
+    same built-in type when there is one that takes a message (a layer's ValueError
+    stays a ValueError), else a RuntimeError naming the type."""
     kind, _, text = report.partition("\n")
     where = f" (in worker process {index})"
     error = getattr(builtins, kind, None)
