@@ -201,7 +201,9 @@ class Trainer:
         processes of their own when there are cores for them, their gradients
         summed (:mod:`minidl.data_parallel`). Default: 2 when every layer allows it
         (no batch normalisation, no dropout), else 1. The numbers depend on
-        ``shards``, never on the number of cores; a resumed run keeps its own.
+        ``shards``, never on the number of cores. A resume refuses shards other than
+        the run's (``rundir.read_state(path).trainer.shards``; 1 for runs from before
+        shards existed).
     """
 
     def __init__(self, model: Layer, optimizer: Optimizer, *, epochs: int, batch_size: int = 64,
